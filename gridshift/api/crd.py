@@ -1,0 +1,166 @@
+"""Render CustomResourceDefinitions from the pydantic API types.
+
+Pydantic writes JSON Schema (2020-12); the API server wants a *structural* OpenAPI v3 schema.
+The conversion inlines ``$ref``, turns ``Optional[X]`` into an optional ``X``, rewrites numeric
+``exclusiveMinimum``/``exclusiveMaximum`` into OpenAPI 3.0's boolean form, drops
+``additionalProperties: false`` (the API server prunes unknown fields instead) and gives every
+defaulted sub-object ``default: {}`` so that nested defaults apply to a sparse policy.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from gridshift.api import powerpolicy as pp
+
+_DROP = {"title"}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            target = _inline(copy.deepcopy(defs[name]), defs)
+            siblings = {k: _inline(v, defs) for k, v in node.items() if k != "$ref"}
+            return {**target, **siblings}
+        if "allOf" in node and len(node["allOf"]) == 1:
+            inner = _inline(node["allOf"][0], defs)
+            rest = {k: _inline(v, defs) for k, v in node.items() if k != "allOf"}
+            return {**inner, **rest}
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _structural(node: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite one (inlined) JSON Schema node, recursively, into structural OpenAPI v3."""
+    node = dict(node)
+    nullable = False
+    if "anyOf" in node:
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        nullable = len(options) == 1
+        if len(options) != 1:
+            raise ValueError(f"cannot express union {options} in a structural schema")
+        node = {**options[0], **node}
+    for key in _DROP:
+        node.pop(key, None)
+    if node.get("default", 0) is None:
+        node.pop("default")
+    for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node.get(bound), bool):
+            node[flag] = node.pop(bound)
+            node[bound] = True
+    if node.get("additionalProperties") is False:
+        node.pop("additionalProperties")
+    if isinstance(node.get("additionalProperties"), dict):
+        node["additionalProperties"] = _structural(node["additionalProperties"])
+    if "items" in node:
+        node["items"] = _structural(node["items"])
+    if "properties" in node:
+        node["type"] = "object"
+        required = set(node.get("required", []))
+        props = {}
+        for name, sub in node["properties"].items():
+            was_nullable = "anyOf" in sub
+            sub = _structural(sub)
+            if (
+                sub.get("type") == "object"
+                and "properties" in sub
+                and name not in required
+                and "default" not in sub
+                and not was_nullable
+                and not sub.get("required")
+            ):
+                sub["default"] = {}
+            props[name] = sub
+        node["properties"] = props
+    node["_nullable"] = nullable
+    return node
+
+
+def _strip_markers(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_markers(v) for k, v in node.items() if k != "_nullable"}
+    if isinstance(node, list):
+        return [_strip_markers(v) for v in node]
+    return node
+
+
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Structural OpenAPI v3 schema of ``model`` (camelCase field names)."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    inlined = _inline(raw, raw.get("$defs", {}))
+    return _strip_markers(_structural(inlined))
+
+
+def powerpolicy_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of ``powerpolicies.gridshift.io``."""
+    spec_schema = openapi_schema(pp.PowerPolicySpec)
+    status_schema = openapi_schema(pp.PowerPolicyStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{pp.PLURAL}.{pp.API_GROUP}",
+            "labels": {"app.kubernetes.io/name": "gridshift", "app.kubernetes.io/part-of": "gridshift"},
+        },
+        "spec": {
+            "group": pp.API_GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": pp.KIND,
+                "listKind": f"{pp.KIND}List",
+                "plural": pp.PLURAL,
+                "singular": pp.KIND.lower(),
+                "shortNames": ["pp"],
+                "categories": ["gridshift"],
+            },
+            "versions": [
+                {
+                    "name": pp.API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Budget", "type": "number", "jsonPath": ".spec.budget.capWatts",
+                         "description": "Power cap in watts"},
+                        {"name": "Observed", "type": "number", "jsonPath": ".status.observedWatts",
+                         "description": "Latest measured power in watts"},
+                        {"name": "Forecast", "type": "number", "jsonPath": ".status.forecastPeakWatts",
+                         "description": "Forecast upper bound over the horizon, in watts"},
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "DryRun", "type": "boolean", "jsonPath": ".spec.safety.dryRun", "priority": 1},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (pp.PowerPolicy.__doc__ or "").strip(),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> list[dict[str, Any]]:
+    return [powerpolicy_crd()]
+
+
+def render_yaml(crd: dict[str, Any]) -> str:
+    header = "# Generated by `gridshift crd` from gridshift/api; do not edit by hand.\n"
+    return header + yaml.safe_dump(crd, sort_keys=False, width=100)

@@ -1,0 +1,433 @@
+"""API types of the ``PowerPolicy`` resource (``gridshift.io/v1alpha1``, cluster-scoped).
+
+This file is the single source of the resource's schema: ``gridshift crd`` renders the
+CustomResourceDefinition in ``crds/`` from these models (descriptions, ranges, enums, defaults
+and the CEL rules in ``x-kubernetes-validations``), and the operator validates every object it
+reads with the same models. Cross-field rules are written twice on purpose, once as CEL for the
+API server and once as a pydantic validator for the operator; ``tests/test_api_schema.py``
+proves both accept and reject the same documents.
+
+Fields marked "(implemented by a later release)" are accepted and validated now so that
+policies written today keep working; the operator reports them as not yet active.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "gridshift.io"
+API_VERSION = "v1alpha1"
+KIND = "PowerPolicy"
+PLURAL = "powerpolicies"
+
+Rung = Literal["battery", "scaleDown", "suspend", "migrate"]
+DEFAULT_LADDER: list[str] = ["battery", "scaleDown", "suspend"]
+
+_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict:
+    """One entry of ``x-kubernetes-validations``."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+class ApiModel(BaseModel):
+    """Base of every API type: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
+    )
+
+
+class LabelSelectorRequirement(ApiModel):
+    """A label selector requirement, as in Kubernetes' `LabelSelectorRequirement`."""
+
+    key: str = Field(description="The label key that the selector applies to.", min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the key relates to the values."
+    )
+    values: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Values for In and NotIn; must be empty for Exists and DoesNotExist.",
+    )
+
+
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector. An empty selector matches everything."""
+
+    match_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels that must all be present with these values."
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=32, description="Requirements that must all hold."
+    )
+
+
+class Scope(ApiModel):
+    """Which nodes' power this policy governs."""
+
+    node_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description="Nodes whose measured power counts against the budget. Empty selects every node.",
+    )
+
+
+class Budget(ApiModel):
+    """The power cap and the level at which gridshift starts acting."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.triggerWatts) || self.triggerWatts < self.capWatts",
+                    "triggerWatts must be below capWatts",
+                    ".triggerWatts",
+                )
+            ]
+        }
+    )
+
+    cap_watts: float = Field(
+        gt=0,
+        le=1e10,
+        description="Contracted peak in watts for the selected nodes. Measured power must stay below it.",
+    )
+    trigger_watts: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Forecast power (upper bound) at which actions start. Must be below capWatts. "
+            "Unset means 95% of capWatts."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _trigger_below_cap(self) -> Budget:
+        if self.trigger_watts is not None and self.trigger_watts >= self.cap_watts:
+            raise ValueError("triggerWatts must be below capWatts")
+        return self
+
+    @property
+    def effective_trigger_watts(self) -> float:
+        return self.trigger_watts if self.trigger_watts is not None else 0.95 * self.cap_watts
+
+
+class TelemetryQueries(ApiModel):
+    """PromQL for each signal. ``$selector`` is replaced by a label matcher for the governed nodes."""
+
+    gpu_power: str = Field(
+        default="sum(DCGM_FI_DEV_POWER_USAGE{$selector})",
+        max_length=4096,
+        description="Total GPU power in watts (DCGM exporter).",
+    )
+    node_power: str = Field(
+        default="sum(rate(kepler_node_platform_joules_total{$selector}[1m]))",
+        max_length=4096,
+        description="Whole-node power in watts (Kepler's joule counters through rate()).",
+    )
+    pdu_power: str = Field(
+        default="sum(pdu_power_watts{$selector})",
+        max_length=4096,
+        description="Power measured at the PDUs in watts.",
+    )
+
+
+class Telemetry(ApiModel):
+    """Where and how power is measured."""
+
+    prometheus_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL of the Prometheus HTTP API. Unset uses the operator's --prometheus-url.",
+    )
+    source: Literal["dcgm", "kepler", "pdu"] = Field(
+        default="dcgm", description="Which query in `queries` measures the governed power."
+    )
+    queries: TelemetryQueries = Field(default_factory=TelemetryQueries, description="PromQL per signal.")
+    step_seconds: float = Field(
+        default=1.0, ge=0.1, le=3600, description="Resolution the series are resampled to, in seconds."
+    )
+    stale_after_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=86400,
+        description="A series whose newest sample is older than this is stale: the policy holds its state.",
+    )
+
+
+class ConfigMapRef(ApiModel):
+    """A ConfigMap holding a forecaster model directory (ONNX file and metadata)."""
+
+    namespace: str = Field(
+        min_length=1, max_length=63, pattern=_NAME_PATTERN, description="Namespace of the ConfigMap."
+    )
+    name: str = Field(min_length=1, max_length=253, description="Name of the ConfigMap.")
+
+
+class Forecast(ApiModel):
+    """How far ahead and how cautiously to forecast."""
+
+    model_config_map: ConfigMapRef | None = Field(
+        default=None, description="Model to use instead of the bundled default student."
+    )
+    horizon_seconds: int = Field(
+        default=30, ge=1, le=3600, description="How far ahead the planner looks, in seconds."
+    )
+    confidence: float = Field(
+        default=0.9,
+        ge=0.5,
+        le=0.999,
+        description="Nominal coverage of the forecast's upper bound that is compared with the budget.",
+    )
+    max_error_fraction: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description=(
+            "When the recent mean absolute forecast error exceeds this fraction of observed power, "
+            "the policy falls back to reactive control and says so."
+        ),
+    )
+
+
+class Storage(ApiModel):
+    """The battery (ESS) behind the governed nodes, the first rung of the ladder."""
+
+    energy_storage_ref: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Name of the EnergyStorage resource that drives the battery.",
+    )
+    reserve_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="State of charge never discharged below, as a fraction of capacity (below 1).",
+    )
+    max_discharge_watts: float | None = Field(
+        default=None, gt=0, description="Upper limit on discharge power; unset uses the device's rating."
+    )
+    max_charge_watts: float | None = Field(
+        default=None, gt=0, description="Upper limit on charge power; unset uses the device's rating."
+    )
+
+
+class Checkpoint(ApiModel):
+    """The checkpoint handshake before a batch Job is suspended."""
+
+    deadline_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long to wait for gridshift.io/checkpoint-completed after asking for a checkpoint.",
+    )
+    on_timeout: Literal["suspend", "skip"] = Field(
+        default="suspend",
+        description="At the deadline without a confirmed checkpoint: suspend anyway, or leave the Job running.",
+    )
+
+
+class Workloads(ApiModel):
+    """Which workloads the policy may act on, and in what order."""
+
+    namespace_selector: LabelSelector = Field(
+        default_factory=LabelSelector, description="Namespaces whose workloads may be acted on; empty selects all."
+    )
+    selector: LabelSelector = Field(
+        default_factory=LabelSelector, description="Workloads (Deployments, StatefulSets, Jobs) that may be acted on."
+    )
+    ladder: list[Rung] = Field(
+        default=DEFAULT_LADDER,
+        min_length=1,
+        max_length=4,
+        description=(
+            "Response ladder, cheapest first: battery, scaleDown, suspend, migrate. Each rung at most once. "
+            "Restore runs it backwards. The battery rung is skipped (and reported) when spec.storage is unset."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    watts_per_gpu: float = Field(
+        default=700,
+        gt=0,
+        le=100000,
+        description="Power assumed per requested GPU when a workload's own power is not yet measured.",
+    )
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint handshake for Jobs.")
+
+    @model_validator(mode="after")
+    def _unique_rungs(self) -> Workloads:
+        seen: set[str] = set()
+        for rung in self.ladder:
+            if rung in seen:
+                raise ValueError(f"ladder lists {rung!r} twice")
+            seen.add(rung)
+        return self
+
+
+class Site(ApiModel):
+    """A place a job can move to. (implemented by a later release)"""
+
+    name: str = Field(min_length=1, max_length=63, pattern=_NAME_PATTERN, description="Unique site name.")
+    node_selector: LabelSelector = Field(
+        default_factory=LabelSelector, description="Nodes of this cluster that form the site."
+    )
+    bandwidth_bits_per_second: float = Field(
+        gt=0, le=1e13, description="WAN bandwidth from here to the site, in bits per second."
+    )
+    renewable_query: str | None = Field(
+        default=None, max_length=4096, description="PromQL for the site's renewable supply in watts."
+    )
+    budget_watts: float | None = Field(default=None, gt=0, description="The site's own power cap.")
+
+
+class Migration(ApiModel):
+    """Moving checkpointed jobs to sites with surplus renewable power. (implemented by a later release)"""
+
+    enabled: bool = Field(default=False, description="Allow the migrate rung.")
+    margin_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="A move must finish within (1 - margin) of the remaining renewable window.",
+    )
+    sites: list[Site] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Candidate destination sites.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> Migration:
+        names = [s.name for s in self.sites]
+        if len(names) != len(set(names)):
+            raise ValueError("sites must have unique names")
+        return self
+
+
+class Safety(ApiModel):
+    """Limits that keep the operator from doing harm."""
+
+    dry_run: bool = Field(
+        default=True,
+        description="Compute, report and count actions without changing anything. New policies start in dry-run.",
+    )
+    period_seconds: int = Field(default=15, ge=1, le=3600, description="Control period in seconds.")
+    cooldown_seconds: int = Field(
+        default=60, ge=0, le=86400, description="Minimum time between two actions on the same object."
+    )
+    max_actions_per_period: int = Field(
+        default=3, ge=1, le=100, description="At most this many actions in one control period."
+    )
+    restore_ramp_watts_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description="How fast restored load may rise, in watts per minute. Unset means 10% of capWatts per minute.",
+    )
+    hysteresis_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="Restore starts only when forecast power is below trigger x (1 - hysteresisFraction).",
+    )
+
+
+class PowerPolicySpec(ApiModel):
+    """Desired behaviour of a PowerPolicy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!('migrate' in self.workloads.ladder) || "
+                    "(has(self.migration) && self.migration.enabled && size(self.migration.sites) > 0)",
+                    "the migrate rung in the ladder needs migration.enabled and at least one site",
+                    ".workloads.ladder",
+                ),
+            ]
+        }
+    )
+
+    scope: Scope = Field(default_factory=Scope, description="Which nodes' power the policy governs.")
+    budget: Budget = Field(description="Power cap and trigger level.")
+    telemetry: Telemetry = Field(default_factory=Telemetry, description="Where power is measured.")
+    forecast: Forecast = Field(default_factory=Forecast, description="Forecast horizon and confidence.")
+    storage: Storage | None = Field(default=None, description="The battery, if the site has one.")
+    workloads: Workloads = Field(default_factory=Workloads, description="Workloads the policy may act on.")
+    migration: Migration = Field(default_factory=Migration, description="Moves to renewable sites.")
+    safety: Safety = Field(default_factory=Safety, description="Dry-run, cooldown, rate and ramp limits.")
+
+    @model_validator(mode="after")
+    def _ladder_needs(self) -> PowerPolicySpec:
+        ladder = self.workloads.ladder
+        if "migrate" in ladder and not (self.migration.enabled and self.migration.sites):
+            raise ValueError("the migrate rung in the ladder needs migration.enabled and at least one site")
+        return self
+
+
+class Condition(ApiModel):
+    """A status condition, as in Kubernetes' `metav1.Condition`."""
+
+    type: str = Field(max_length=316, description="Ready, Degraded, ForecastHealthy or Acting.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
+    reason: str = Field(max_length=1024, description="One CamelCase word for machines.")
+    message: str = Field(default="", max_length=32768, description="What a person needs to know.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(default=None, ge=0, description="Spec generation this reflects.")
+
+
+class ActionRecord(ApiModel):
+    """One action taken (or, in dry-run, that would have been taken)."""
+
+    time: str = Field(description="When the action was decided (RFC 3339).")
+    rung: Rung = Field(description="Ladder rung of the action.")
+    verb: Literal["discharge", "charge", "idle", "scaleDown", "scaleUp", "checkpoint", "suspend", "resume", "migrate"]
+    target: str = Field(max_length=512, description="kind/namespace/name of the object acted on.")
+    expected_watts: float = Field(description="Power the action was expected to shave (negative when restoring).")
+    measured_watts: float | None = Field(default=None, description="Power change measured afterwards, if known.")
+    dry_run: bool = Field(default=False, description="True when the action was only reported.")
+
+
+class PowerPolicyStatus(ApiModel):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(default=None, ge=0, description="Last spec generation acted on.")
+    phase: Literal["Pending", "Watching", "Acting", "Restoring", "Degraded"] | None = Field(
+        default=None, description="One-word summary for `kubectl get`."
+    )
+    observed_watts: float | None = Field(default=None, description="Latest measured power of the governed nodes.")
+    forecast_peak_watts: float | None = Field(
+        default=None, description="Forecast upper bound over the horizon."
+    )
+    peak_risk: float | None = Field(
+        default=None, ge=0, le=1, description="Probability that power crosses the cap within the horizon."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready, Degraded, ForecastHealthy and Acting.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    recent_actions: list[ActionRecord] = Field(
+        default_factory=list, max_length=50, description="The latest actions, newest last."
+    )
+
+
+class PowerPolicy(BaseModel):
+    """Keeps the power of a set of GPU nodes under a cap by acting before forecast peaks."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
+
+    api_version: Literal["gridshift.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["PowerPolicy"]
+    metadata: dict = Field(description="Standard object metadata.")
+    spec: PowerPolicySpec
+    status: PowerPolicyStatus | None = None

@@ -1,0 +1,117 @@
+"""The PowerPolicy API types and the CRD generated from them (no cluster needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from gridshift.api.crd import powerpolicy_crd, render_yaml
+from gridshift.api.powerpolicy import PowerPolicy, PowerPolicySpec
+from gridshift.cli import main
+from tests.policy_cases import INVALID_SPECS, VALID_SPECS, policy, sample_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def error_paths(exc: ValidationError) -> list[tuple[str, str]]:
+    """(dotted field path, message) for each pydantic error, paths as the API server writes them."""
+    out = []
+    for err in exc.errors():
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out.append((path.lstrip("."), err["msg"]))
+    return out
+
+
+def names_field(exc: ValidationError, expected: str) -> bool:
+    leaf = expected.rsplit(".", 1)[-1].split("[")[0]
+    for path, msg in error_paths(exc):
+        if path == expected or expected.startswith(path + "[") or path.startswith(expected):
+            return True
+        if expected.startswith(path) and leaf in msg:
+            return True
+    return False
+
+
+def test_committed_crd_is_generated_from_the_models():
+    committed = (ROOT / "crds" / "powerpolicies.gridshift.io.yaml").read_text()
+    assert committed == render_yaml(powerpolicy_crd()), "crds/ is stale: run `gridshift crd --write crds`"
+
+
+def test_crd_schema_is_structural():
+    """No construct the API server refuses in a structural schema survives the conversion."""
+    schema = powerpolicy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    forbidden = {"$ref", "$defs", "anyOf", "allOf", "oneOf", "title", "const"}
+
+    def walk(node, path="$"):
+        if isinstance(node, dict):
+            bad = forbidden & node.keys()
+            assert not bad, f"{path} has {bad}"
+            assert node.get("additionalProperties", True) is not False, path
+            if "properties" in node:
+                assert node.get("type") == "object", path
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(schema)
+
+
+def test_every_spec_field_is_documented():
+    spec = powerpolicy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    undocumented = []
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            if not sub.get("description"):
+                undocumented.append(f"{path}.{name}")
+            walk(sub, f"{path}.{name}")
+            if "items" in sub:
+                walk(sub["items"], f"{path}.{name}[]")
+
+    walk(spec, "spec")
+    assert undocumented == []
+
+
+def test_cli_crd_prints_the_same_crd(capsys):
+    assert main(["crd"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == powerpolicy_crd()
+
+
+def test_sample_policy_validates_with_defaults_filled():
+    pol = PowerPolicy.model_validate(sample_policy())
+    assert pol.spec.budget.cap_watts == 2_000_000
+    assert pol.spec.safety.dry_run is True
+    assert pol.spec.migration.enabled is False  # absent group gets its defaults
+
+
+def test_minimal_policy_defaults():
+    spec = PowerPolicySpec.model_validate({"budget": {"capWatts": 1000}})
+    assert spec.budget.effective_trigger_watts == pytest.approx(950)
+    assert spec.safety.dry_run is True, "a new policy must start in dry-run"
+    assert spec.workloads.ladder == ["battery", "scaleDown", "suspend"]
+    assert spec.safety.period_seconds == 15
+
+
+@pytest.mark.parametrize(("case", "spec", "field"), INVALID_SPECS, ids=[c[0] for c in INVALID_SPECS])
+def test_models_reject_malformed_policy_naming_the_field(case, spec, field):
+    with pytest.raises(ValidationError) as info:
+        PowerPolicy.model_validate(policy(case, spec))
+    assert names_field(info.value, field), f"{field} not named in: {error_paths(info.value)}"
+
+
+@pytest.mark.parametrize(("case", "spec"), VALID_SPECS, ids=[c[0] for c in VALID_SPECS])
+def test_models_accept_valid_policy(case, spec):
+    PowerPolicy.model_validate(policy(case, spec))
+
+
+def test_yes_is_not_a_boolean():
+    """Lax coercion would read dryRun: "no" as False and start acting: the models are strict."""
+    with pytest.raises(ValidationError):
+        PowerPolicySpec.model_validate({"budget": {"capWatts": 1000}, "safety": {"dryRun": "no"}})
