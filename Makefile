@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TRAIN  := $(VENV)/.installed-train
+H100   ?= ../shared/data/gpu-power/h100-8gpu-llm-training
 
-.PHONY: install demo down test lint binaries bench
+.PHONY: install install-train demo down test lint binaries bench default-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +15,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# PyTorch and onnx, for training and for the tests of the training half.
+$(TRAIN): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,train,plot]'
+	touch $@
+
+install-train: $(TRAIN)
 
 # Builds the control-plane binaries once (cached in ~/.cache/gridshift), starts a local cluster
 # with fake GPU nodes, installs the CRDs and applies the sample 2 MW policy.
@@ -33,8 +42,16 @@ lint: install
 binaries: install
 	$(BIN)/gridshift dev cluster build
 
-test: lint binaries
+test: lint binaries install-train
 	$(BIN)/python -m pytest
 
-bench: binaries
+bench: binaries install-train
 	$(BIN)/python bench/cluster_start.py --json out/cluster_start.json
+	$(BIN)/python bench/forecast_latency.py --json out/forecast_latency.json
+	$(BIN)/python bench/forecast_loro.py --teacher-epochs 40 --student-epochs 100 --json out/forecast_loro.json
+
+# Rebuilds the forecaster bundled in the package from the shared H100 traces (seed 0, CPU).
+default-model: install-train
+	rm -rf gridshift/forecaster/default_model
+	$(BIN)/gridshift forecast train --data $(H100)/run-*-per-gpu.csv --out gridshift/forecaster/default_model \
+	  --no-teacher --seed 0 --device cpu --teacher-epochs 40 --student-epochs 100 --quantize --prune 0.5

@@ -88,6 +88,116 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise SystemExit(f"gridshift: {flag}: expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise SystemExit(f"gridshift: {flag}: give positive numbers, got {text!r}")
+    return values
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+                     for r in rows)
+
+
+def _cmd_forecast_train(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("gridshift: training needs PyTorch: pip install 'gridshift[train]'", file=sys.stderr)
+        return 1
+    from dataclasses import replace
+
+    from gridshift.forecaster.train.distill import DistillWeights
+    from gridshift.forecaster.train.fit import TrainConfig, fit_models, text_progress, write_model_dir
+    from gridshift.telemetry.traces import TraceError, load_gpu_series, load_series
+
+    horizons = _floats(args.horizons, "--horizons")
+    cfg = TrainConfig(step_s=args.step, window=args.window, horizons_s=horizons, seed=args.seed,
+                      teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
+                      device=_device(args.device))
+    weights = DistillWeights().without(*args.no_distill) if args.no_distill else DistillWeights()
+    cfg = replace(cfg, distill=weights)
+    try:
+        series = load_series(args.data, cfg.step_s, args.max_gap, min_length=cfg.window + cfg.trajectory + 1)
+        extra = load_gpu_series(args.data, cfg.step_s, args.max_gap, cfg.window + cfg.trajectory + 1) \
+            if args.per_gpu else []
+        result = fit_models(series, cfg, extra_fit=extra, ablations=args.ablations, progress=text_progress())
+    except (TraceError, ValueError) as exc:
+        print(f"\ngridshift: {exc}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    networks = tuple(n for n in result.students if n == "student" or n.startswith("student_no_"))
+    out = write_model_dir(result, Path(args.out), [Path(p) for p in args.data], include_teacher=not args.no_teacher,
+                          networks=networks, prune=args.prune, quantize=args.quantize)
+    rows = [["network", "parameters", "train s", *[f"MAE@{h:g}s" for h in horizons]]]
+    for name, per_h in result.validation.items():
+        params = result.parameters["teacher" if name == "teacher" else "student"]
+        seconds = f"{result.seconds.get(name, 0):.0f}"
+        rows.append([name, f"{params:,}", seconds, *[f"{v:.0f} W" for v in per_h.values()]])
+    print(_table(rows))
+    print(f"(MAE on the held-out calibration tails of the training series)\nwrote {out}")
+    return 0
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from gridshift.forecaster.evaluate import evaluate, forecaster_predictors
+    from gridshift.forecaster.runtime import Forecaster, ModelError
+    from gridshift.telemetry.traces import TraceError, load_series
+
+    try:
+        model = Forecaster.load(args.model)
+        meta = model.meta
+        series = load_series(args.data, meta.step_s, args.max_gap, min_length=meta.window + max(meta.horizon_steps) + 1)
+        report = evaluate(series, forecaster_predictors(model, args.confidence), meta.window, meta.horizons_s,
+                          meta.step_s)
+    except (ModelError, TraceError, ValueError) as exc:
+        print(f"gridshift: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    hs = [f"{h:g}" for h in meta.horizons_s]
+    rows = [["model", *[f"MAE@{h}s" for h in hs], *[f"cov@{h}s" for h in hs]]]
+    for name, per_h in report["metrics"].items():
+        cov = [per_h[h]["coverage"] for h in hs]
+        rows.append([name, *[f"{per_h[h]['mae']:.0f} W" for h in hs], *["-" if c is None else f"{c:.2f}" for c in cov]])
+    print(f"{report['series']} series, {report['points']} forecast origins, scored on the last 40% of each")
+    print(_table(rows))
+    return 0
+
+
+def _cmd_forecast_plot(args: argparse.Namespace) -> int:
+    from gridshift.forecaster.plot import plot_forecast
+    from gridshift.forecaster.runtime import Forecaster, ModelError
+    from gridshift.telemetry.series import longest
+    from gridshift.telemetry.traces import TraceError, load_series
+
+    try:
+        model = Forecaster.load(args.model)
+        series = longest(load_series([args.data], model.meta.step_s, args.max_gap))
+        path = plot_forecast(model, series, Path(args.out), args.confidence)
+    except (ModelError, TraceError, ValueError, RuntimeError) as exc:
+        print(f"gridshift: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -123,6 +233,47 @@ def build_parser() -> argparse.ArgumentParser:
     status = cl_sub.add_parser("status", help="say whether the local cluster runs and where")
     status.add_argument("--dir", help="cluster state directory")
     status.set_defaults(func=_cmd_cluster_status)
+
+    fc = sub.add_parser("forecast", help="train, evaluate and plot the power forecaster")
+    fc_sub = fc.add_subparsers(dest="forecast_command", required=True)
+    train = fc_sub.add_parser("train", help="train teacher and distilled student on traces; write a model directory")
+    train.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                       help="traces: nvidia-smi CSV, node CSV, timestamp,value CSV or Prometheus query_range JSON")
+    train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    train.add_argument("--step", type=float, default=1.0, help="resampling step in seconds (default 1)")
+    train.add_argument("--window", type=int, default=120, help="look-back window in steps (default 120)")
+    train.add_argument("--horizons", default="5,10,30", help="forecast horizons in seconds (default 5,10,30)")
+    train.add_argument("--max-gap", type=float, default=5.0, help="longest gap (s) bridged; longer ones split")
+    train.add_argument("--teacher-epochs", type=int, default=60)
+    train.add_argument("--student-epochs", type=int, default=300)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    train.add_argument("--no-distill", nargs="*", default=[], metavar="TERM",
+                       choices=["point", "feature", "multiscale", "spectral"],
+                       help="switch distillation terms off for the main student")
+    train.add_argument("--ablations", action="store_true", help="also train a student without each term")
+    train.add_argument("--per-gpu", action="store_true", help="also train on each GPU's own series")
+    train.add_argument("--no-teacher", action="store_true", help="do not export the teacher (smaller directory)")
+    train.add_argument("--prune", type=float, default=0.0, metavar="FRACTION",
+                       help="also export student_pruned with this fraction of weights zeroed")
+    train.add_argument("--quantize", action="store_true", help="also export student_int8 (dynamic int8)")
+    train.set_defaults(func=_cmd_forecast_train)
+
+    ev = fc_sub.add_parser("evaluate", help="score a model and the baselines on traces")
+    ev.add_argument("--model", default="default", help="model directory, or 'default' (bundled)")
+    ev.add_argument("--data", nargs="+", required=True, metavar="PATH")
+    ev.add_argument("--max-gap", type=float, default=5.0)
+    ev.add_argument("--confidence", type=float, default=0.9, help="upper-bound level scored for coverage")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=_cmd_forecast_evaluate)
+
+    pl = fc_sub.add_parser("plot", help="PNG of forecast versus actual and error by horizon")
+    pl.add_argument("--model", default="default")
+    pl.add_argument("--data", required=True, metavar="PATH")
+    pl.add_argument("--out", required=True, metavar="PNG")
+    pl.add_argument("--max-gap", type=float, default=5.0)
+    pl.add_argument("--confidence", type=float, default=0.9)
+    pl.set_defaults(func=_cmd_forecast_plot)
 
     build = cl_sub.add_parser("build", help="only build (or find) the control-plane binaries; print their folder")
     build.set_defaults(func=_cmd_build)

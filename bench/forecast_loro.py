@@ -1,0 +1,131 @@
+"""Leave-one-run-out evaluation of the forecaster on the H100 node traces (issue acceptance).
+
+    python bench/forecast_loro.py [--data-dir DIR] [--device auto] [--json out/forecast_loro.json]
+
+For each of the five H100 runs: train teacher, distilled student, the student without
+distillation and (with --ablations, the default) a student without each distillation term on
+the other four runs (node totals at 1 s), then score them and the baselines on the held-out run
+with the protocol of `gridshift forecast evaluate` (baselines fitted on the held-out run's first
+60 %, everything scored on its last 40 %). Prints pooled MAE per horizon, the upper bound's
+coverage, the parameter ratio, the ablation and a pass/fail line per acceptance criterion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gridshift.forecaster.evaluate import evaluate
+from gridshift.telemetry.series import longest
+from gridshift.telemetry.traces import load_nvidia_smi_csv
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpu-power" / "h100-8gpu-llm-training"
+
+
+def pooled(reports: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]:
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    total = sum(r["points"] for r in reports)
+    for model in reports[0]["metrics"]:
+        out[model] = {}
+        for h in reports[0]["metrics"][model]:
+            blocks = [(r["metrics"][model][h], r["points"]) for r in reports]
+            merged: dict[str, float | None] = {}
+            for key in ("mae", "smape", "coverage"):
+                vals = [(b[key], n) for b, n in blocks if b[key] is not None]
+                merged[key] = sum(v * n for v, n in vals) / sum(n for _, n in vals) if vals else None
+            merged["rmse"] = float(np.sqrt(sum(b["rmse"] ** 2 * n for b, n in blocks) / total))
+            out[model][h] = merged
+    return out
+
+
+def main() -> int:
+    import torch
+
+    from gridshift.forecaster.train.fit import TrainConfig, fit_models, predict_student, predict_teacher
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--window", type=int, default=120)
+    parser.add_argument("--teacher-epochs", type=int, default=60)
+    parser.add_argument("--student-epochs", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--teacher-dim", type=int, default=72)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    torch.backends.cudnn.deterministic = True
+    files = sorted(args.data_dir.glob("run-*-per-gpu.csv"))
+    if len(files) < 2:
+        print(f"need at least two runs in {args.data_dir}", file=sys.stderr)
+        return 1
+    runs = [longest(load_nvidia_smi_csv(f).node().resample(1.0, 5.0)) for f in files]
+    cfg = TrainConfig(window=args.window, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
+                      batch=args.batch, seed=args.seed, device=device, teacher_dim=args.teacher_dim)
+    nominal = 0.9
+    level = cfg.levels.index(nominal)
+    reports, folds = [], []
+    started = time.monotonic()
+    for k, held_out in enumerate(runs):
+        t0 = time.monotonic()
+        result = fit_models([r for i, r in enumerate(runs) if i != k], cfg, ablations=not args.no_ablations)
+        models = {"teacher": lambda x, e=result.teacher: (predict_teacher(e, x), None)}
+        for name, export in result.students.items():
+            models[name] = lambda x, e=export: (lambda p, u: (p, u[:, level, :]))(*predict_student(e, x))
+        report = evaluate([held_out], models, cfg.window, cfg.horizons_s, cfg.step_s)
+        reports.append(report)
+        folds.append({"held_out": files[k].name, "seconds": round(time.monotonic() - t0, 1),
+                      "parameters": result.parameters, "metrics": report["metrics"], "points": report["points"]})
+        line = {m: round(v["30"]["mae"]) for m, v in report["metrics"].items()}
+        print(f"fold {k} ({files[k].name}): MAE@30s {line}", flush=True)
+    merged = pooled(reports)
+    params = folds[0]["parameters"]
+    hs = [f"{h:g}" for h in cfg.horizons_s]
+    print(f"\nleave-one-run-out over {len(runs)} runs, {sum(r['points'] for r in reports)} scored origins, "
+          f"device {device}, {time.monotonic() - started:.0f} s")
+    print(f"teacher {params['teacher']:,} parameters, student {params['student']:,} "
+          f"({params['teacher'] / params['student']:.0f}x fewer)")
+    print(f"{'model':22}" + "".join(f"{'MAE@' + h + 's':>12}" for h in hs) + f"{'cov@30s':>10}")
+    for model, per_h in merged.items():
+        cov = per_h["30"]["coverage"]
+        print(f"{model:22}" + "".join(f"{per_h[h]['mae']:>10.0f} W" for h in hs)
+              + (f"{cov:>10.3f}" if cov is not None else f"{'-':>10}"))
+    s = merged["student"]
+    checks = {
+        "student beats persistence, seasonal naive, DLinear at 10 s and 30 s": all(
+            s[h]["mae"] < merged[b][h]["mae"] for h in ("10", "30")
+            for b in ("persistence", "seasonal_naive", "dlinear")),
+        "student within 5% of teacher MAE (or better) at every horizon": all(
+            s[h]["mae"] <= 1.05 * merged["teacher"][h]["mae"] for h in hs),
+        "distilled student beats student_no_kd at every horizon": all(
+            s[h]["mae"] < merged["student_no_kd"][h]["mae"] for h in hs),
+        "student has >= 50x fewer parameters than teacher": params["teacher"] >= 50 * params["student"],
+        f"upper-bound coverage within 3 points of {nominal} at every horizon": all(
+            abs(s[h]["coverage"] - nominal) <= 0.03 for h in hs),
+    }
+    for text, ok in checks.items():
+        print(f"[{'PASS' if ok else 'FAIL'}] {text}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "config": {k: v for k, v in vars(replace(cfg, distill=None)).items() if k != "distill"},
+            "device": device, "folds": folds, "pooled": merged,
+            "checks": checks,
+        }, indent=2, default=str) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

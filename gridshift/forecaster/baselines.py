@@ -1,0 +1,144 @@
+"""The baselines a practitioner tries first, fitted on a series' history (pure numpy).
+
+Each baseline has ``fit(train_values)`` (which may be a no-op) and ``predict(windows)`` taking
+``[N, window]`` watts and returning ``[N, K]`` watts at the configured horizon steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridshift.forecaster.metrics import mae, make_windows
+
+
+class Baseline:
+    name = "baseline"
+
+    def __init__(self, window: int, horizon_steps: tuple[int, ...]):
+        self.window = window
+        self.horizon_steps = tuple(horizon_steps)
+
+    def fit(self, values: np.ndarray) -> Baseline:
+        return self
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PersistenceBaseline(Baseline):
+    """The last value, at every horizon."""
+
+    name = "persistence"
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        return np.repeat(windows[:, -1:], len(self.horizon_steps), axis=1)
+
+
+class MovingAverage(Baseline):
+    """Mean of the last ``m`` values; ``m`` chosen on the training part by MAE."""
+
+    name = "moving_average"
+    candidates = (3, 5, 10, 20, 30, 60)
+
+    def __init__(self, window: int, horizon_steps: tuple[int, ...]):
+        super().__init__(window, horizon_steps)
+        self.m = min(10, window)
+
+    def fit(self, values: np.ndarray) -> MovingAverage:
+        x, y, _ = make_windows(values, self.window, self.horizon_steps)
+        if len(x):
+            scores = {}
+            for m in (c for c in self.candidates if c <= self.window):
+                pred = np.repeat(x[:, -m:].mean(axis=1, keepdims=True), y.shape[1], axis=1)
+                scores[m] = mae(y, pred)
+            self.m = min(scores, key=scores.get)
+        return self
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        return np.repeat(windows[:, -self.m:].mean(axis=1, keepdims=True), len(self.horizon_steps), axis=1)
+
+
+def estimate_period(values: np.ndarray, max_lag: int, min_lag: int = 3) -> int | None:
+    """The lag of the highest autocorrelation peak after the autocorrelation first turns
+    negative (so that short-lag smoothness is not mistaken for a season), or None."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v - v.mean()
+    max_lag = min(max_lag, len(v) // 2)
+    denom = float(np.dot(v, v))
+    if max_lag <= min_lag or denom == 0:
+        return None
+    acf = np.array([np.dot(v[:-lag], v[lag:]) / denom for lag in range(1, max_lag + 1)])
+    negative = np.flatnonzero(acf < 0)
+    if len(negative) == 0:
+        return None
+    first = max(int(negative[0]) + 1, min_lag)  # lag index -> lag
+    if first >= max_lag:
+        return None
+    lag = first + int(np.argmax(acf[first - 1:]))
+    return lag if acf[lag - 1] > 0 else None
+
+
+class SeasonalNaive(Baseline):
+    """``y[t+h] = y[t+h-P*ceil(h/P)]`` with the period ``P`` estimated from the training part
+    (see :func:`estimate_period`); without a clear period it repeats the window's length."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, window: int, horizon_steps: tuple[int, ...]):
+        super().__init__(window, horizon_steps)
+        self.period = window
+
+    def fit(self, values: np.ndarray) -> SeasonalNaive:
+        self.period = estimate_period(values, self.window) or self.window
+        return self
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        cols = []
+        for h in self.horizon_steps:
+            back = self.period * int(np.ceil(h / self.period)) - h  # steps before the origin
+            cols.append(windows[:, -1 - back])
+        return np.stack(cols, axis=1)
+
+
+class DLinear(Baseline):
+    """DLinear (Zeng et al., AAAI 2023): the window is split into a moving-average trend and a
+    remainder, each mapped to the horizons by its own linear layer. Fitted by ridge least
+    squares on the training part, on windows expressed relative to their last value; the ridge
+    penalty is relative to the features' own scale (``ridge`` x mean of the Gram diagonal)."""
+
+    name = "dlinear"
+
+    def __init__(self, window: int, horizon_steps: tuple[int, ...], kernel: int = 25, ridge: float = 0.1):
+        super().__init__(window, horizon_steps)
+        self.kernel = kernel
+        self.ridge = ridge
+        self.coef: np.ndarray | None = None
+
+    def _features(self, windows: np.ndarray) -> np.ndarray:
+        x = windows - windows[:, -1:]
+        pad = self.kernel // 2
+        padded = np.concatenate([np.repeat(x[:, :1], pad, axis=1), x, np.repeat(x[:, -1:], pad, axis=1)], axis=1)
+        csum = np.cumsum(np.pad(padded, ((0, 0), (1, 0))), axis=1)
+        trend = (csum[:, self.kernel:] - csum[:, :-self.kernel])[:, : x.shape[1]] / self.kernel
+        remainder = x - trend
+        return np.concatenate([trend, remainder, np.ones((len(x), 1))], axis=1)
+
+    def fit(self, values: np.ndarray) -> DLinear:
+        x, y, _ = make_windows(values, self.window, self.horizon_steps)
+        if len(x) == 0:
+            self.coef = None
+            return self
+        f = self._features(x)
+        target = y - x[:, -1:]
+        gram = f.T @ f
+        gram = gram + self.ridge * float(np.mean(np.diag(gram))) * np.eye(f.shape[1])
+        self.coef = np.linalg.solve(gram, f.T @ target)
+        return self
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        if self.coef is None:
+            return PersistenceBaseline(self.window, self.horizon_steps).predict(windows)
+        return windows[:, -1:] + self._features(windows) @ self.coef
+
+
+BASELINES: tuple[type[Baseline], ...] = (PersistenceBaseline, SeasonalNaive, MovingAverage, DLinear)

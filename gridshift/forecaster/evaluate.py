@@ -1,0 +1,83 @@
+"""Score forecasters and baselines on the same windows (numpy and the ONNX runtime only).
+
+Protocol, per evaluated series: the baselines that need fitting are fitted on its first
+``fit_fraction`` (60 %); every model is scored on forecast origins in the remaining 40 % (the
+input window may reach back into the first part; that is the past, not leakage). Metrics are
+pooled over all series, per horizon, in watts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from gridshift.forecaster.baselines import BASELINES
+from gridshift.forecaster.metrics import make_windows, summarize
+from gridshift.forecaster.runtime import Forecaster
+from gridshift.telemetry.series import Series
+
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+def forecaster_predictors(model: Forecaster, confidence: float = 0.9) -> dict[str, Predictor]:
+    """One predictor per network of a model directory (student, student_no_kd, teacher, ...)."""
+
+    def make(name: str) -> Predictor:
+        def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            fc = model.predict(x, network=name)
+            return fc.p50, (fc.upper_at(confidence) if fc.upper is not None else None)
+        return predict
+
+    return {name: make(name) for name in model.available()}
+
+
+def evaluate(
+    series: list[Series],
+    models: dict[str, Predictor],
+    window: int,
+    horizons_s: tuple[float, ...],
+    step_s: float,
+    fit_fraction: float = 0.6,
+) -> dict:
+    steps = tuple(round(h / step_s) for h in horizons_s)
+    names = list(models) + [b.name for b in BASELINES]
+    ys: list[np.ndarray] = []
+    preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    uppers: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    used = 0
+    for s in series:
+        n = len(s.values)
+        cut = int(n * fit_fraction)
+        x, y, _ = make_windows(s.values, window, steps, origins=np.arange(cut, n))
+        if len(x) == 0:
+            continue
+        used += 1
+        ys.append(y)
+        for name, predict in models.items():
+            p50, upper = predict(x.astype(np.float32))
+            preds[name].append(np.asarray(p50, dtype=np.float64))
+            if upper is not None:
+                uppers[name].append(np.asarray(upper, dtype=np.float64))
+        history = s.values[:cut]
+        for cls in BASELINES:
+            preds[cls.name].append(cls(window, steps).fit(history).predict(x))
+    if not ys:
+        raise ValueError(f"no series is long enough to evaluate (need more than {window + max(steps)} "
+                         f"steps after the first {fit_fraction:.0%})")
+    y_all = np.concatenate(ys)
+    metrics: dict[str, dict[str, dict]] = {}
+    for name in names:
+        p = np.concatenate(preds[name])
+        u = np.concatenate(uppers[name]) if uppers[name] else None
+        metrics[name] = {
+            f"{h:g}": summarize(y_all[:, k], p[:, k], None if u is None else u[:, k])
+            for k, h in enumerate(horizons_s)
+        }
+    return {
+        "step_s": step_s,
+        "horizons_s": list(horizons_s),
+        "series": used,
+        "points": len(y_all),
+        "metrics": metrics,
+    }

@@ -1,0 +1,374 @@
+"""Train the teacher, distil the student, calibrate its upper bound and export a model directory.
+
+Data split, per training series: the first ``1 - calib_fraction`` of each series trains the
+networks; the rest is held out for early stopping and split-conformal calibration of the
+upper bound. No window straddles the split (targets of a training window stay left of it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gridshift.forecaster.metrics import mae, make_windows
+from gridshift.forecaster.runtime import FORMAT, META_FILE
+from gridshift.forecaster.train.compress import magnitude_prune, quantize_int8
+from gridshift.forecaster.train.distill import (
+    NO_DISTILLATION,
+    DistillHeads,
+    DistillWeights,
+    distillation_loss,
+    ground_truth_loss,
+)
+from gridshift.forecaster.train.nets import (
+    ExportStudent,
+    ExportTeacher,
+    InstanceNorm,
+    Student,
+    Teacher,
+    export_onnx,
+    parameter_count,
+)
+from gridshift.telemetry.series import Series
+
+Progress = Callable[[str, int, int, str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    step_s: float = 1.0
+    window: int = 120
+    horizons_s: tuple[float, ...] = (5.0, 10.0, 30.0)
+    quantile: float = 0.9
+    levels: tuple[float, ...] = (0.8, 0.9, 0.95, 0.99)
+    calib_fraction: float = 0.25
+    teacher_epochs: int = 60
+    student_epochs: int = 300
+    batch: int = 256
+    teacher_lr: float = 2e-3
+    student_lr: float = 3e-3
+    weight_decay: float = 1e-4
+    teacher_dim: int = 72
+    teacher_layers: int = 3
+    student_hidden: int = 32
+    patience: int = 12
+    warp_factors: tuple[float, ...] = (0.6, 0.8, 1.25, 1.6)
+    seed: int = 0
+    device: str = "cpu"
+    distill: DistillWeights = field(default_factory=DistillWeights)
+
+    @property
+    def horizon_steps(self) -> list[int]:
+        return [round(h / self.step_s) for h in self.horizons_s]
+
+    @property
+    def trajectory(self) -> int:
+        return max(self.horizon_steps)
+
+
+@dataclass
+class Split:
+    fit_x: np.ndarray
+    fit_y: np.ndarray  # [N, trajectory] future values, steps 1..H
+    cal_x: np.ndarray
+    cal_y: np.ndarray
+
+
+def time_warp(values: np.ndarray, factor: float) -> np.ndarray:
+    """``values`` played ``factor`` times slower (``factor`` > 1 stretches phases)."""
+    n = len(values)
+    length = max(int(n * factor), 2)
+    return np.interp(np.linspace(0, n - 1, length), np.arange(n), values)
+
+
+def split_windows(series: list[Series], cfg: TrainConfig, extra_fit: list[Series] | None = None) -> Split:
+    """Training and calibration windows; ``extra_fit`` series (e.g. single GPUs) train only."""
+    steps = list(range(1, cfg.trajectory + 1))
+    fx, fy, cx, cy = [], [], [], []
+    for s in series:
+        n = len(s.values)
+        cut = round(n * (1 - cfg.calib_fraction))
+        x, y, origins = make_windows(s.values, cfg.window, steps)
+        fit = origins + cfg.trajectory < cut
+        cal = origins >= cut
+        fx.append(x[fit]), fy.append(y[fit]), cx.append(x[cal]), cy.append(y[cal])
+        # Time-warped copies of the training part: other checkpoint intervals, same physics.
+        for factor in cfg.warp_factors:
+            x, y, _ = make_windows(time_warp(s.values[:cut], factor), cfg.window, steps)
+            fx.append(x), fy.append(y)
+    for s in extra_fit or []:
+        n = len(s.values)
+        cut = round(n * (1 - cfg.calib_fraction))
+        x, y, origins = make_windows(s.values, cfg.window, steps)
+        keep = origins + cfg.trajectory < cut
+        fx.append(x[keep]), fy.append(y[keep])
+    cat = lambda parts, width: np.concatenate(parts) if parts else np.zeros((0, width))  # noqa: E731
+    split = Split(cat(fx, cfg.window), cat(fy, cfg.trajectory), cat(cx, cfg.window), cat(cy, cfg.trajectory))
+    if len(split.fit_x) < 10 or len(split.cal_x) < 10:
+        raise ValueError(
+            f"too little data: {len(split.fit_x)} training and {len(split.cal_x)} calibration windows of "
+            f"{cfg.window} steps (+{cfg.trajectory} ahead); give longer or more series"
+        )
+    return split
+
+
+def _seed(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _tensors(split: Split, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """Normalised (fit inputs, fit targets, calibration inputs, calibration targets) on ``dev``."""
+    norm = InstanceNorm()
+    out = []
+    for x, y in ((split.fit_x, split.fit_y), (split.cal_x, split.cal_y)):
+        xn, level, scale = norm(torch.tensor(x, dtype=torch.float32))
+        out += [xn.to(dev), ((torch.tensor(y, dtype=torch.float32) - level) / scale).to(dev)]
+    return tuple(out)
+
+
+def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i:i + batch] for i in range(0, n, batch)]
+
+
+def train_teacher(split: Split, cfg: TrainConfig, progress: Progress | None = None) -> Teacher:
+    _seed(cfg.seed)
+    dev = torch.device(cfg.device)
+    xn, yn, cxn, cyn = _tensors(split, dev)
+    model = Teacher(cfg.window, cfg.trajectory, cfg.teacher_dim, cfg.teacher_layers).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.teacher_lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.teacher_epochs)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best, best_state, stale = math.inf, None, 0
+    for epoch in range(cfg.teacher_epochs):
+        model.train()
+        for idx in _batches(len(xn), cfg.batch, gen):
+            idx = idx.to(dev)
+            pred, _ = model(xn[idx])
+            loss = F.l1_loss(pred, yn[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            val = float(F.l1_loss(model(cxn)[0], cyn))
+        if val < best - 1e-5:
+            best, best_state, stale = val, {k: v.detach().clone() for k, v in model.state_dict().items()}, 0
+        else:
+            stale += 1
+        if progress:
+            progress("teacher", epoch + 1, cfg.teacher_epochs, f"val L1 {val:.4f}")
+        if stale >= cfg.patience:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    return model.eval().cpu()
+
+
+def train_student(split: Split, cfg: TrainConfig, teacher: Teacher | None, weights: DistillWeights,
+                  progress: Progress | None = None, label: str = "student") -> Student:
+    _seed(cfg.seed + 1)
+    dev = torch.device(cfg.device)
+    hidx = torch.tensor([h - 1 for h in cfg.horizon_steps], dtype=torch.long, device=dev)
+    xn, yn, cxn, cyn = _tensors(split, dev)
+    use_teacher = weights.active and teacher is not None
+    if use_teacher:
+        assert teacher is not None
+        teacher = teacher.to(dev).eval()
+        with torch.no_grad():
+            t_traj, t_pooled = teacher(xn)
+    student = Student(cfg.window, len(cfg.horizon_steps), cfg.student_hidden).to(dev)
+    heads = DistillHeads(cfg.student_hidden, cfg.teacher_dim, cfg.trajectory).to(dev)
+    params = list(student.parameters()) + (list(heads.parameters()) if use_teacher else [])
+    opt = torch.optim.AdamW(params, lr=cfg.student_lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.student_epochs)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    best, best_state, stale = math.inf, None, 0
+    for epoch in range(cfg.student_epochs):
+        student.train()
+        for idx in _batches(len(xn), cfg.batch, gen):
+            idx = idx.to(dev)
+            p50, upper, hidden = student(xn[idx])
+            target = yn[idx].index_select(1, hidx)
+            loss = ground_truth_loss(p50, upper, target, cfg.quantile)
+            if use_teacher:
+                loss = loss + distillation_loss(weights, heads, p50, hidden, t_traj[idx], t_pooled[idx], hidx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        student.eval()
+        with torch.no_grad():
+            val = float(F.l1_loss(student(cxn)[0], cyn.index_select(1, hidx)))
+        if val < best - 1e-5:
+            best, best_state, stale = val, {k: v.detach().clone() for k, v in student.state_dict().items()}, 0
+        else:
+            stale += 1
+        if progress:
+            progress(label, epoch + 1, cfg.student_epochs, f"val L1 {val:.4f}")
+        if stale >= cfg.patience * 3:
+            break
+    assert best_state is not None
+    student.load_state_dict(best_state)
+    return student.eval().cpu()
+
+
+def conformal_offsets(student: Student, split: Split, cfg: TrainConfig) -> torch.Tensor:
+    """Split-conformal offsets ``[Q, K]`` (normalised units) that lift the upper head to each
+    coverage level on the calibration windows."""
+    norm = InstanceNorm()
+    hs = [h - 1 for h in cfg.horizon_steps]
+    with torch.no_grad():
+        xn, level, scale = norm(torch.tensor(split.cal_x, dtype=torch.float32))
+        _, upper, _ = student(xn)
+        y = (torch.tensor(split.cal_y[:, hs], dtype=torch.float32) - level) / scale
+        scores = (y - upper).numpy()
+    n = len(scores)
+    rows = []
+    for q in cfg.levels:
+        rank = min(math.ceil((n + 1) * q) / n, 1.0)
+        rows.append(np.quantile(scores, rank, axis=0, method="higher"))
+    return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+
+def predict_student(export: ExportStudent, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        p50, upper = export(torch.tensor(x, dtype=torch.float32))
+    return p50.numpy(), upper.numpy()
+
+
+def predict_teacher(export: ExportTeacher, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return export(torch.tensor(x, dtype=torch.float32)).numpy()
+
+
+@dataclass
+class TrainResult:
+    cfg: TrainConfig
+    teacher: ExportTeacher
+    students: dict[str, ExportStudent]  # "student", "student_no_kd", ablations
+    parameters: dict[str, int]
+    validation: dict[str, dict[str, float]]  # name -> {"h5": mae W, ...} on calibration windows
+    seconds: dict[str, float]
+
+
+def fit_models(series: list[Series], cfg: TrainConfig, extra_fit: list[Series] | None = None,
+               ablations: bool = False, progress: Progress | None = None) -> TrainResult:
+    """Train teacher, distilled student and non-distilled student (and, with ``ablations``, a
+    student without each distillation term) on ``series``."""
+    split = split_windows(series, cfg, extra_fit)
+    seconds: dict[str, float] = {}
+    t0 = time.monotonic()
+    teacher = train_teacher(split, cfg, progress)
+    seconds["teacher"] = time.monotonic() - t0
+    variants: dict[str, DistillWeights] = {"student": cfg.distill, "student_no_kd": NO_DISTILLATION}
+    if ablations:
+        for term in ("point", "feature", "multiscale", "spectral"):
+            variants[f"student_no_{term}"] = cfg.distill.without(term)
+    norm = InstanceNorm()
+    students: dict[str, ExportStudent] = {}
+    for name, weights in variants.items():
+        t0 = time.monotonic()
+        student = train_student(split, cfg, teacher, weights, progress, label=name)
+        students[name] = ExportStudent(student, norm, conformal_offsets(student, split, cfg)).eval()
+        seconds[name] = time.monotonic() - t0
+    teacher_export = ExportTeacher(teacher, norm, cfg.horizon_steps).eval()
+    hs = [h - 1 for h in cfg.horizon_steps]
+    truth = split.cal_y[:, hs]
+    validation = {"teacher": _per_horizon(truth, predict_teacher(teacher_export, split.cal_x), cfg)}
+    for name, exp in students.items():
+        validation[name] = _per_horizon(truth, predict_student(exp, split.cal_x)[0], cfg)
+    parameters = {"teacher": parameter_count(teacher), "student": parameter_count(students["student"].student)}
+    return TrainResult(cfg, teacher_export, students, parameters, validation, seconds)
+
+
+def _per_horizon(truth: np.ndarray, pred: np.ndarray, cfg: TrainConfig) -> dict[str, float]:
+    return {f"{h:g}": mae(truth[:, k], pred[:, k]) for k, h in enumerate(cfg.horizons_s)}
+
+
+def fingerprint(paths: list[Path]) -> list[dict[str, str | int]]:
+    out = []
+    for p in paths:
+        data = Path(p).read_bytes()
+        out.append({"name": Path(p).name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
+    return out
+
+
+def write_model_dir(result: TrainResult, out: Path, data: list[Path], include_teacher: bool = True,
+                    networks: tuple[str, ...] = ("student", "student_no_kd"), prune: float = 0.0,
+                    quantize: bool = False) -> Path:
+    """Export the networks to ONNX and write ``model.json``. ``prune`` adds ``student_pruned``
+    (that fraction of weights zeroed by magnitude); ``quantize`` adds ``student_int8``."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = result.cfg
+    exports = {name: result.students[name] for name in networks}
+    notes: dict[str, dict] = {}
+    if prune:
+        exports["student_pruned"], zeroed = magnitude_prune(result.students["student"], prune)
+        notes["student_pruned"] = {"zeroed_fraction": round(zeroed, 4)}
+    files: dict[str, dict] = {}
+    for name, export in exports.items():
+        path = out / f"{name}.onnx"
+        export_onnx(export, cfg.window, str(path), ["p50", "upper"])
+        files[name] = {"path": path.name, "parameters": parameter_count(export.student), **notes.get(name, {})}
+    if quantize:
+        path = quantize_int8(out / "student.onnx", out / "student_int8.onnx")
+        files["student_int8"] = {"path": path.name, "parameters": files["student"]["parameters"], "weights": "int8"}
+    if include_teacher:
+        path = out / "teacher.onnx"
+        export_onnx(result.teacher, cfg.window, str(path), ["p50"])
+        files["teacher"] = {"path": path.name, "parameters": result.parameters["teacher"]}
+    for entry in files.values():
+        entry["sha256"] = hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest()
+    prints = fingerprint(data)
+    doc = {
+        "format": FORMAT,
+        "step_s": cfg.step_s,
+        "window": cfg.window,
+        "horizons_s": list(cfg.horizons_s),
+        "quantiles": list(cfg.levels),
+        "normalisation": {"kind": "instance", "level": "mean of last 3 samples",
+                          "scale": "sqrt(var + (0.02*level)^2 + 1)", "inside_graph": True},
+        "files": files,
+        "training": {
+            "data": prints,
+            "fingerprint": hashlib.sha256("".join(str(p["sha256"]) for p in prints).encode()).hexdigest(),
+            "seed": cfg.seed,
+            "config": {k: v for k, v in asdict(replace(cfg, device="any")).items() if k != "distill"},
+            "distillation": cfg.distill.describe(),
+            "teacher_parameters": result.parameters["teacher"],
+            "student_parameters": result.parameters["student"],
+            "torch": torch.__version__,
+        },
+        "metrics": {"calibration_mae_w": result.validation},
+    }
+    (out / META_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    return out
+
+
+def text_progress(stream=sys.stderr) -> Progress:
+    """A one-line progress bar per phase."""
+    state = {"label": None}
+
+    def show(label: str, done: int, total: int, note: str) -> None:
+        if state["label"] not in (None, label):
+            stream.write("\n")
+        state["label"] = label
+        width = 30
+        filled = int(width * done / max(total, 1))
+        stream.write(f"\r{label:<22} [{'#' * filled}{'.' * (width - filled)}] {done:>4}/{total:<4} {note}")
+        stream.flush()
+
+    return show

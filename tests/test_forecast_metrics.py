@@ -1,0 +1,74 @@
+"""Metric functions, windowing and the baselines, on data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridshift.forecaster.baselines import DLinear, MovingAverage, PersistenceBaseline, SeasonalNaive, estimate_period
+from gridshift.forecaster.evaluate import evaluate
+from gridshift.forecaster.metrics import coverage, mae, make_windows, pinball, rmse, smape, summarize
+from gridshift.telemetry.series import Series
+
+
+def test_metric_values():
+    y, yhat = np.array([100.0, 200.0, 300.0]), np.array([110.0, 180.0, 300.0])
+    assert mae(y, yhat) == pytest.approx(10.0)
+    assert rmse(y, yhat) == pytest.approx(np.sqrt((100 + 400) / 3))
+    assert smape(y, yhat) == pytest.approx(100 * np.mean([20 / 210, 40 / 380, 0.0]))
+    assert smape(np.zeros(2), np.zeros(2)) == 0.0
+    assert coverage(y, np.array([100.0, 150.0, 400.0])) == pytest.approx(2 / 3)
+    assert pinball(np.array([10.0]), np.array([0.0]), 0.9) == pytest.approx(9.0)
+    assert pinball(np.array([0.0]), np.array([10.0]), 0.9) == pytest.approx(1.0)
+    block = summarize(y, yhat)
+    assert block["mae_pct_of_mean"] == pytest.approx(100 * 10 / 200)
+    assert block["coverage"] is None
+
+
+def test_windows_line_up_inputs_and_targets():
+    v = np.arange(20, dtype=float)
+    x, y, origins = make_windows(v, 4, (1, 3))
+    assert x[0].tolist() == [0, 1, 2, 3] and y[0].tolist() == [4, 6] and origins[0] == 3
+    assert origins[-1] == 16  # the last origin whose 3-step target exists
+    x, y, origins = make_windows(v, 4, (1, 3), origins=np.array([0, 10, 19]))
+    assert origins.tolist() == [10]  # 0 lacks history, 19 lacks a future
+
+
+def test_persistence_and_moving_average():
+    x = np.array([[1.0, 2.0, 3.0, 4.0]])
+    assert PersistenceBaseline(4, (1, 2)).predict(x).tolist() == [[4.0, 4.0]]
+    ma = MovingAverage(4, (1,))
+    ma.m = 2
+    assert ma.predict(x).tolist() == [[3.5]]
+
+
+def test_seasonal_naive_finds_the_period_and_forecasts_exactly():
+    t = np.arange(600)
+    v = np.where((t % 40) < 25, 4400.0, 1200.0)  # 25 s compute, 15 s checkpoint
+    assert estimate_period(v, 120) == 40
+    sn = SeasonalNaive(120, (5, 10, 30)).fit(v[:360])
+    x, y, _ = make_windows(v, 120, (5, 10, 30), origins=np.arange(360, 560))
+    assert mae(y, sn.predict(x)) == 0.0
+    assert mae(y, PersistenceBaseline(120, (5, 10, 30)).predict(x)) > 500
+
+
+def test_no_period_in_a_trend():
+    assert estimate_period(np.linspace(0, 1, 300), 100) is None
+
+
+def test_dlinear_learns_a_ramp():
+    v = 1000 + 5.0 * np.arange(800)
+    model = DLinear(60, (5, 30)).fit(v[:480])
+    x, y, _ = make_windows(v, 60, (5, 30), origins=np.arange(480, 760))
+    assert mae(y, model.predict(x)) < 2.0  # persistence is off by 25 W and 150 W here
+
+
+def test_evaluate_reports_every_baseline_and_json_shape():
+    t = np.arange(900)
+    v = np.where((t % 40) < 25, 4400.0, 1200.0)
+    report = evaluate([Series(0, 1.0, v, "synthetic")], {}, 120, (5.0, 10.0, 30.0), 1.0)
+    assert report["series"] == 1 and report["points"] == 900 - 540 - 30
+    assert set(report["metrics"]) == {"persistence", "seasonal_naive", "moving_average", "dlinear"}
+    block = report["metrics"]["seasonal_naive"]["30"]
+    assert set(block) == {"mae", "rmse", "smape", "mae_pct_of_mean", "coverage"}
+    assert block["mae"] == 0.0

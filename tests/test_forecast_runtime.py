@@ -1,0 +1,167 @@
+"""The ONNX runtime half: the bundled model loads and forecasts; broken models fail clearly and
+the operator's loader falls back to persistence. No torch here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridshift.forecaster.runtime import (
+    Forecaster,
+    ModelError,
+    Persistence,
+    default_model_dir,
+    load_or_persistence,
+)
+from tests.conftest import SHARED_DATA
+
+H100 = SHARED_DATA / "gpu-power" / "h100-8gpu-llm-training"
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "model"
+    shutil.copytree(default_model_dir(), dst)
+    return dst
+
+
+def test_default_model_is_small_and_described():
+    directory = default_model_dir()
+    size = sum(p.stat().st_size for p in directory.iterdir())
+    assert size < 200_000, f"bundled model is {size} bytes"
+    meta = json.loads((directory / "model.json").read_text())
+    assert meta["training"]["seed"] == 0
+    assert meta["training"]["fingerprint"]
+    assert meta["training"]["teacher_parameters"] >= 50 * meta["training"]["student_parameters"]
+
+
+def test_forecast_one_window_and_a_batch():
+    model = Forecaster.load("default")
+    w = model.meta.window
+    flat = np.full(w, 3000.0)
+    one = model.predict(flat)
+    assert one.p50.shape == (1, len(model.meta.horizons_s))
+    assert one.upper is not None and one.upper.shape == (1, len(model.meta.quantiles), len(model.meta.horizons_s))
+    assert np.all(np.abs(one.p50 - 3000.0) < 600), one.p50  # a flat load stays near its level
+    assert np.all(one.upper_at(0.9) >= one.p50)
+    batch = model.predict(np.random.default_rng(0).uniform(1000, 4500, size=(5000, w)))
+    assert batch.p50.shape == (5000, len(model.meta.horizons_s))
+    assert np.all(np.isfinite(batch.p50))
+    # Higher confidence never lowers the bound.
+    assert np.all(batch.upper_at(0.99) >= batch.upper_at(0.8) - 1e-3)
+
+
+def test_scale_free_forecast():
+    """Normalisation is inside the graph: a site 1000x larger gets a 1000x forecast."""
+    model = Forecaster.load("default")
+    rng = np.random.default_rng(1)
+    w = rng.uniform(1200, 4400, size=(3, model.meta.window))
+    small = model.predict(w).p50
+    large = model.predict(w * 1000).p50
+    np.testing.assert_allclose(large, small * 1000, rtol=2e-3)
+
+
+def test_wrong_window_and_nan_are_rejected():
+    model = Forecaster.load("default")
+    with pytest.raises(ValueError, match=f"{model.meta.window} samples"):
+        model.predict(np.ones(7))
+    bad = np.full(model.meta.window, 100.0)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(bad)
+
+
+def test_missing_directory_and_metadata(tmp_path: Path, model_copy: Path):
+    with pytest.raises(ModelError, match="model directory not found"):
+        Forecaster.load(tmp_path / "nope")
+    (model_copy / "model.json").unlink()
+    with pytest.raises(ModelError, match="metadata file missing"):
+        Forecaster.load(model_copy)
+
+
+def test_truncated_onnx_file_is_reported(model_copy: Path):
+    onnx = model_copy / "student.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:500])
+    with pytest.raises(ModelError, match="checksum differs"):
+        Forecaster.load(model_copy)
+    meta = json.loads((model_copy / "model.json").read_text())
+    meta["files"]["student"].pop("sha256")
+    (model_copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        Forecaster.load(model_copy)
+
+
+def test_metadata_that_disagrees_with_the_graph(model_copy: Path):
+    meta = json.loads((model_copy / "model.json").read_text())
+    meta["window"] = meta["window"] + 1
+    (model_copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="windows of"):
+        Forecaster.load(model_copy)
+
+
+def test_foreign_format_is_refused(model_copy: Path):
+    meta = json.loads((model_copy / "model.json").read_text())
+    meta["format"] = "something-else/v9"
+    (model_copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="format is 'something-else/v9'"):
+        Forecaster.load(model_copy)
+
+
+def test_operator_falls_back_to_persistence_with_the_reason(tmp_path: Path):
+    model, reason = load_or_persistence(tmp_path / "missing")
+    assert isinstance(model, Persistence)
+    assert "not found" in reason
+    fc = model.predict(np.array([[1.0, 2.0, 3.0]]))
+    assert fc.p50.tolist() == [[3.0, 3.0, 3.0]] and fc.upper is None
+    model, reason = load_or_persistence("default")
+    assert isinstance(model, Forecaster) and reason is None
+
+
+def test_runtime_never_imports_torch():
+    code = ("import sys, numpy as np; from gridshift.forecaster.runtime import Forecaster; "
+            "m = Forecaster.load('default'); m.predict(np.ones(m.meta.window) * 1000); "
+            "from gridshift.forecaster import evaluate; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not H100.is_dir(), reason=f"shared traces not found at {H100}")
+def test_evaluate_cli_json_schema(capsys):
+    from gridshift.cli import main
+
+    assert main(["forecast", "evaluate", "--model", "default", "--json",
+                 "--data", str(H100 / "run-2025-07-27T00-34-node.csv")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"step_s", "horizons_s", "series", "points", "metrics"}
+    assert report["series"] == 1 and report["points"] > 100
+    for name in ("student", "student_no_kd", "persistence", "seasonal_naive", "moving_average", "dlinear"):
+        assert name in report["metrics"], name
+        for h in report["horizons_s"]:
+            block = report["metrics"][name][f"{h:g}"]
+            assert block["mae"] > 0 and block["rmse"] >= block["mae"]
+    assert 0 <= report["metrics"]["student"]["30"]["coverage"] <= 1
+    assert report["metrics"]["persistence"]["30"]["coverage"] is None
+
+
+def test_evaluate_cli_names_a_missing_file(tmp_path: Path, capsys):
+    from gridshift.cli import main
+
+    assert main(["forecast", "evaluate", "--data", str(tmp_path / "nope.csv")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_plot_writes_a_png(tmp_path: Path):
+    from gridshift.cli import main
+
+    t = np.arange(600)
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp,value\n" + "\n".join(f"{i},{4400 if i % 40 < 25 else 1200}" for i in t) + "\n")
+    out = tmp_path / "plot.png"
+    assert main(["forecast", "plot", "--data", str(trace), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
