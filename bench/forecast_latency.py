@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,34 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridshift.forecaster.runtime import Forecaster
+
+
+def timed(call: Callable[[], object], count: int) -> np.ndarray:
+    """Wall seconds of each of ``count`` calls."""
+    out = np.empty(count)
+    for i in range(count):
+        t0 = time.perf_counter()
+        call()
+        out[i] = time.perf_counter() - t0
+    return out
+
+
+def measure(model: Forecaster, name: str, one: np.ndarray, many: np.ndarray, args: argparse.Namespace) -> dict:
+    net = model.network(name)
+    timed(lambda: net.run(one), 500)  # warm-up
+    times = timed(lambda: net.run(one), args.single)
+    # Through the public API too (input checks included), which is what the operator calls.
+    api = timed(lambda: model.predict(one, network=name), 2000)
+    net.run(many)
+    batch = timed(lambda: net.run(many), args.repeats)
+    return {
+        "single_median_us": float(np.median(times) * 1e6),
+        "single_p99_us": float(np.percentile(times, 99) * 1e6),
+        "single_via_predict_median_us": float(np.median(api) * 1e6),
+        "batch_windows": args.batch,
+        "batch_median_ms": float(np.median(batch) * 1e3),
+        "file_bytes": (model.directory / model.meta.files[name]["path"]).stat().st_size,
+    }
 
 
 def main() -> int:
@@ -44,34 +73,7 @@ def main() -> int:
     print(f"model {model.directory} (window {w}, horizons {model.meta.horizons_s}), {os.cpu_count()} CPUs, "
           f"{args.threads} thread(s)")
     for name in [n for n in model.available() if n.startswith("student") and n != "student_no_kd"]:
-        net = model.network(name)
-        for _ in range(500):
-            net.run(one)
-        times = np.empty(args.single)
-        for i in range(args.single):
-            t0 = time.perf_counter()
-            net.run(one)
-            times[i] = time.perf_counter() - t0
-        # Through the public API too (input checks included), which is what the operator calls.
-        api = np.empty(2000)
-        for i in range(len(api)):
-            t0 = time.perf_counter()
-            model.predict(one, network=name)
-            api[i] = time.perf_counter() - t0
-        net.run(many)
-        batch = np.empty(args.repeats)
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            net.run(many)
-            batch[i] = time.perf_counter() - t0
-        entry = {
-            "single_median_us": float(np.median(times) * 1e6),
-            "single_p99_us": float(np.percentile(times, 99) * 1e6),
-            "single_via_predict_median_us": float(np.median(api) * 1e6),
-            "batch_windows": args.batch,
-            "batch_median_ms": float(np.median(batch) * 1e3),
-            "file_bytes": (model.directory / model.meta.files[name]["path"]).stat().st_size,
-        }
+        entry = measure(model, name, one, many, args)
         results["networks"][name] = entry
         print(f"{name:16} single window: median {entry['single_median_us']:.1f} us, p99 {entry['single_p99_us']:.1f} us"
               f" (via predict(): {entry['single_via_predict_median_us']:.1f} us); {args.batch} windows in one call: "

@@ -95,24 +95,23 @@ def split_windows(series: list[Series], cfg: TrainConfig, extra_fit: list[Series
     """Training and calibration windows; ``extra_fit`` series (e.g. single GPUs) train only."""
     steps = list(range(1, cfg.trajectory + 1))
     fx, fy, cx, cy = [], [], [], []
-    for s in series:
-        n = len(s.values)
-        cut = round(n * (1 - cfg.calib_fraction))
+    tagged = [(s, True) for s in series] + [(s, False) for s in extra_fit or []]
+    for s, calibrates in tagged:
+        cut = round(len(s.values) * (1 - cfg.calib_fraction))
         x, y, origins = make_windows(s.values, cfg.window, steps)
         fit = origins + cfg.trajectory < cut
-        cal = origins >= cut
-        fx.append(x[fit]), fy.append(y[fit]), cx.append(x[cal]), cy.append(y[cal])
+        fx.append(x[fit]), fy.append(y[fit])
+        if not calibrates:
+            continue
+        cx.append(x[origins >= cut]), cy.append(y[origins >= cut])
         # Time-warped copies of the training part: other checkpoint intervals, same physics.
         for factor in cfg.warp_factors:
-            x, y, _ = make_windows(time_warp(s.values[:cut], factor), cfg.window, steps)
-            fx.append(x), fy.append(y)
-    for s in extra_fit or []:
-        n = len(s.values)
-        cut = round(n * (1 - cfg.calib_fraction))
-        x, y, origins = make_windows(s.values, cfg.window, steps)
-        keep = origins + cfg.trajectory < cut
-        fx.append(x[keep]), fy.append(y[keep])
-    cat = lambda parts, width: np.concatenate(parts) if parts else np.zeros((0, width))  # noqa: E731
+            wx, wy, _ = make_windows(time_warp(s.values[:cut], factor), cfg.window, steps)
+            fx.append(wx), fy.append(wy)
+
+    def cat(parts: list[np.ndarray], width: int) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros((0, width))
+
     split = Split(cat(fx, cfg.window), cat(fy, cfg.trajectory), cat(cx, cfg.window), cat(cy, cfg.trajectory))
     if len(split.fit_x) < 10 or len(split.cal_x) < 10:
         raise ValueError(
