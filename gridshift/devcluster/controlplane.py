@@ -104,6 +104,15 @@ def _kubeconfig(server: str, ca: Path, user: str, token: str) -> dict:
     }
 
 
+def http_ok(url: str) -> bool:
+    """True when a plain-HTTP GET of ``url`` answers 200 (loopback health endpoints)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _process_alive(pid: int, marker: str) -> bool:
     """True when ``pid`` runs and its command line mentions ``marker`` (our cluster dir)."""
     try:
@@ -232,7 +241,7 @@ class ControlPlane:
             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
             f"--initial-cluster=gridshift-dev={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
         ])
-        self._wait("etcd", lambda: self._http_ok(f"{etcd_url}/health"), 30, ["etcd"])
+        self._wait("etcd", lambda: http_ok(f"{etcd_url}/health"), 30, ["etcd"])
         self._spawn("kube-apiserver", [
             str(self.bins.path("kube-apiserver")),
             f"--etcd-servers={etcd_url}",
@@ -295,15 +304,7 @@ class ControlPlane:
                    lambda: self._https_ok(f"https://127.0.0.1:{ports['kcm']}/healthz", None, None), timeout, watch)
         self._wait("kube-scheduler /healthz",
                    lambda: self._https_ok(f"https://127.0.0.1:{ports['sched']}/healthz", None, None), timeout, watch)
-        self._wait("kwok /healthz", lambda: self._http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"), timeout, watch)
-
-    @staticmethod
-    def _http_ok(url: str) -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        self._wait("kwok /healthz", lambda: http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"), timeout, watch)
 
     def is_running(self) -> bool:
         try:

@@ -1,0 +1,113 @@
+"""Power readings from a real Prometheus scraping a real exporter: live values arrive, a target
+that disappears turns stale (never 0 W), and every failure says why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from gridshift.devcluster.controlplane import free_port
+from gridshift.devcluster.prometheus import LocalPrometheus
+from gridshift.telemetry.prometheus import PrometheusReader
+from tests.conftest import eventually
+
+if shutil.which("prometheus") is None and not os.environ.get("CI"):
+    pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it", allow_module_level=True)
+
+
+@dataclass
+class Exporter:
+    port: int
+    gauge: Gauge
+    server: object
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def query(self) -> str:
+        return f'sum(DCGM_FI_DEV_POWER_USAGE{{instance="{self.target}"}})'
+
+
+def start_exporter(watts: float) -> Exporter:
+    registry = CollectorRegistry()
+    gauge = Gauge("DCGM_FI_DEV_POWER_USAGE", "GPU power draw (W)", ["gpu"], registry=registry)
+    for gpu in range(8):
+        gauge.labels(gpu=str(gpu)).set(watts / 8)
+    port = free_port()
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return Exporter(port, gauge, server)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPrometheus, Exporter, Exporter]]:
+    steady, leaving = start_exporter(1600.0), start_exporter(2400.0)
+    prom = LocalPrometheus(tmp_path_factory.mktemp("prometheus"), [steady.target, leaving.target]).start()
+    try:
+        yield prom, steady, leaving
+    finally:
+        prom.stop()
+        steady.server.shutdown()
+        leaving.server.shutdown()
+
+
+def read(prom: LocalPrometheus, query: str, stale_after_s: float = 5.0):
+    return PrometheusReader(prom.url).read(query, now=time.time(), lookback_s=60, stale_after_s=stale_after_s)
+
+
+def test_live_power_is_read_and_follows_changes(stack):
+    prom, steady, _ = stack
+    first = eventually(lambda: (r := read(prom, steady.query())).status == "ok" and r, timeout=30,
+                       what="a first sample")
+    assert first.latest_watts == pytest.approx(1600.0)
+    assert first.series.step == 1.0 and len(first.series) >= 1
+    for gpu in range(8):
+        steady.gauge.labels(gpu=str(gpu)).set(400.0)
+    eventually(lambda: read(prom, steady.query()).latest_watts == pytest.approx(3200.0), timeout=15,
+               what="the new power level")
+
+
+def test_a_target_that_disappears_goes_stale_never_zero(stack):
+    prom, _, leaving = stack
+    eventually(lambda: read(prom, leaving.query()).status == "ok", timeout=30, what="the target to be scraped")
+    leaving.server.shutdown()
+    seen: list[str] = []
+
+    def stale() -> bool:
+        r = read(prom, leaving.query(), stale_after_s=3.0)
+        seen.append(r.status)
+        assert r.latest_watts is None or r.latest_watts == pytest.approx(2400.0), r  # never a made-up 0 W
+        return r.status == "stale"
+
+    eventually(stale, timeout=30, what="the reading to turn stale")
+    r = read(prom, leaving.query(), stale_after_s=3.0)
+    assert r.latest_watts is None and "s old" in r.reason
+
+
+def test_unknown_metric_is_missing(stack):
+    prom, _, _ = stack
+    r = read(prom, "sum(kepler_node_platform_joules_total)")
+    assert r.status == "missing" and r.latest_watts is None and "matched no series" in r.reason
+
+
+def test_several_series_must_be_aggregated(stack):
+    prom, steady, _ = stack
+    eventually(lambda: read(prom, steady.query()).status == "ok", timeout=30, what="a sample")
+    r = read(prom, f'DCGM_FI_DEV_POWER_USAGE{{instance="{steady.target}"}}')
+    assert r.status == "error" and "aggregate" in r.reason
+
+
+def test_bad_query_and_unreachable_server_are_errors(stack, tmp_path: Path):
+    prom, _, _ = stack
+    r = read(prom, "sum(rate(")
+    assert r.status == "error" and "refused" in r.reason
+    down = PrometheusReader(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    r = down.read("up", now=time.time())
+    assert r.status == "error" and "unreachable" in r.reason and r.latest_watts is None
