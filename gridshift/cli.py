@@ -283,10 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("nodes", "gpus_per_node", "racks"):
+    for name in ("nodes", "gpus_per_node", "racks", "window", "teacher_epochs", "student_epochs"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    prune = getattr(args, "prune", 0.0)
+    if prune and not 0 < prune < 1:
+        parser.error(f"--prune must be a fraction between 0 and 1, got {prune}")
+    if getattr(args, "step", 1.0) <= 0:
+        parser.error(f"--step must be positive, got {args.step}")
     return int(args.func(args) or 0)
 
 

@@ -165,3 +165,17 @@ def test_plot_writes_a_png(tmp_path: Path):
     out = tmp_path / "plot.png"
     assert main(["forecast", "plot", "--data", str(trace), "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--prune", "1.5"], "--prune must be a fraction"),
+    (["--window", "0"], "--window must be at least 1"),
+    (["--step", "-1"], "--step must be positive"),
+])
+def test_train_rejects_bad_options_before_training(tmp_path: Path, capsys, argv, message):
+    from gridshift.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["forecast", "train", "--data", "x.csv", "--out", str(tmp_path / "m"), *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

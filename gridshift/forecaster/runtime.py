@@ -41,7 +41,8 @@ class Forecast:
     upper: np.ndarray | None
 
     def upper_at(self, confidence: float) -> np.ndarray:
-        """Upper bound ``[n, k]`` at the smallest calibrated level >= ``confidence``."""
+        """Upper bound ``[n, k]`` at the smallest calibrated level >= ``confidence`` (the highest
+        level when ``confidence`` exceeds them all; ``quantiles`` says which exist)."""
         if self.upper is None:
             raise ValueError("this model has no upper bound")
         for i, q in enumerate(self.quantiles):
