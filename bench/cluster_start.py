@@ -17,7 +17,6 @@ Figures printed:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import write_json
 
 from gridshift.devcluster import binaries
 from gridshift.devcluster.cluster import api_client_for, install_crds
@@ -114,10 +115,7 @@ def main() -> int:
     rss = median["peak_rss_mib"]
     print("peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items())
           + f"; sum {median['peak_rss_total_mib']:.0f}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

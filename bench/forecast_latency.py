@@ -12,7 +12,6 @@ operator runs it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import write_json
 
 from gridshift.forecaster.runtime import Forecaster
 
@@ -78,10 +79,7 @@ def main() -> int:
         print(f"{name:16} single window: median {entry['single_median_us']:.1f} us, p99 {entry['single_p99_us']:.1f} us"
               f" (via predict(): {entry['single_via_predict_median_us']:.1f} us); {args.batch} windows in one call: "
               f"median {entry['batch_median_ms']:.2f} ms; {entry['file_bytes']:,} bytes")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, results)
     return 0
 
 

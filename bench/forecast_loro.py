@@ -13,7 +13,6 @@ coverage, the parameter ratio, the ablation and a pass/fail line per acceptance 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import write_json
 
 from gridshift.forecaster.evaluate import evaluate
 from gridshift.telemetry.series import longest
@@ -116,14 +117,11 @@ def main() -> int:
     }
     for text, ok in checks.items():
         print(f"[{'PASS' if ok else 'FAIL'}] {text}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({
+    write_json(args.json, {
             "config": {k: v for k, v in vars(replace(cfg, distill=None)).items() if k != "distill"},
             "device": device, "folds": folds, "pooled": merged,
             "checks": checks,
-        }, indent=2, default=str) + "\n")
-        print(f"wrote {args.json}")
+        })
     return 0
 
 
