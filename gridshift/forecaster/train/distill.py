@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+TERMS = ("point", "feature", "multiscale", "spectral")
+
 
 @dataclass(frozen=True)
 class DistillWeights:
@@ -36,20 +38,20 @@ class DistillWeights:
     def without(self, *terms: str) -> DistillWeights:
         values = asdict(self)
         for term in terms:
-            if term not in ("point", "feature", "multiscale", "spectral"):
+            if term not in TERMS:
                 raise ValueError(f"unknown distillation term {term!r}")
             values[term] = 0.0
         return DistillWeights(**values)
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, t) > 0 for t in ("point", "feature", "multiscale", "spectral"))
+        return any(getattr(self, t) > 0 for t in TERMS)
 
     def describe(self) -> dict[str, float]:
-        return {t: getattr(self, t) for t in ("point", "feature", "multiscale", "spectral")}
+        return {t: getattr(self, t) for t in TERMS}
 
 
-NO_DISTILLATION = DistillWeights(point=0.0, feature=0.0, multiscale=0.0, spectral=0.0)
+NO_DISTILLATION = DistillWeights().without(*TERMS)
 
 
 def pinball_loss(pred: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:

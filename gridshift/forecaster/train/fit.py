@@ -25,6 +25,7 @@ from gridshift.forecaster.runtime import FORMAT, META_FILE
 from gridshift.forecaster.train.compress import magnitude_prune, quantize_int8
 from gridshift.forecaster.train.distill import (
     NO_DISTILLATION,
+    TERMS,
     DistillHeads,
     DistillWeights,
     distillation_loss,
@@ -141,39 +142,53 @@ def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
     return [perm[i:i + batch] for i in range(0, n, batch)]
 
 
-def train_teacher(split: Split, cfg: TrainConfig, progress: Progress | None = None) -> Teacher:
-    _seed(cfg.seed)
+def _optimise(model: torch.nn.Module, params: list[torch.nn.Parameter],
+              batch_loss: Callable[[torch.Tensor], torch.Tensor], val_loss: Callable[[], torch.Tensor],
+              n: int, epochs: int, lr: float, patience: int, seed: int,
+              cfg: TrainConfig, label: str, progress: Progress | None) -> torch.nn.Module:
+    """AdamW with a cosine schedule over shuffled batches of ``n`` windows; stops after
+    ``patience`` epochs without a better validation loss and returns ``model`` at its best."""
     dev = torch.device(cfg.device)
-    xn, yn, cxn, cyn = _tensors(split, dev)
-    model = Teacher(cfg.window, cfg.trajectory, cfg.teacher_dim, cfg.teacher_layers).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.teacher_lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.teacher_epochs)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    gen = torch.Generator().manual_seed(seed)
     best, best_state, stale = math.inf, None, 0
-    for epoch in range(cfg.teacher_epochs):
+    for epoch in range(epochs):
         model.train()
-        for idx in _batches(len(xn), cfg.batch, gen):
-            idx = idx.to(dev)
-            pred, _ = model(xn[idx])
-            loss = F.l1_loss(pred, yn[idx])
+        for idx in _batches(n, cfg.batch, gen):
+            loss = batch_loss(idx.to(dev))
             opt.zero_grad()
             loss.backward()
             opt.step()
         sched.step()
         model.eval()
         with torch.no_grad():
-            val = float(F.l1_loss(model(cxn)[0], cyn))
+            val = float(val_loss())
         if val < best - 1e-5:
             best, best_state, stale = val, {k: v.detach().clone() for k, v in model.state_dict().items()}, 0
         else:
             stale += 1
         if progress:
-            progress("teacher", epoch + 1, cfg.teacher_epochs, f"val L1 {val:.4f}")
-        if stale >= cfg.patience:
+            progress(label, epoch + 1, epochs, f"val L1 {val:.4f}")
+        if stale >= patience:
             break
     assert best_state is not None
     model.load_state_dict(best_state)
     return model.eval().cpu()
+
+
+def train_teacher(split: Split, cfg: TrainConfig, progress: Progress | None = None) -> Teacher:
+    _seed(cfg.seed)
+    dev = torch.device(cfg.device)
+    xn, yn, cxn, cyn = _tensors(split, dev)
+    model = Teacher(cfg.window, cfg.trajectory, cfg.teacher_dim, cfg.teacher_layers).to(dev)
+    return _optimise(
+        model, list(model.parameters()),
+        batch_loss=lambda idx: F.l1_loss(model(xn[idx])[0], yn[idx]),
+        val_loss=lambda: F.l1_loss(model(cxn)[0], cyn),
+        n=len(xn), epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, patience=cfg.patience, seed=cfg.seed,
+        cfg=cfg, label="teacher", progress=progress,
+    )
 
 
 def train_student(split: Split, cfg: TrainConfig, teacher: Teacher | None, weights: DistillWeights,
@@ -191,37 +206,20 @@ def train_student(split: Split, cfg: TrainConfig, teacher: Teacher | None, weigh
     student = Student(cfg.window, len(cfg.horizon_steps), cfg.student_hidden).to(dev)
     heads = DistillHeads(cfg.student_hidden, cfg.teacher_dim, cfg.trajectory).to(dev)
     params = list(student.parameters()) + (list(heads.parameters()) if use_teacher else [])
-    opt = torch.optim.AdamW(params, lr=cfg.student_lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.student_epochs)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    best, best_state, stale = math.inf, None, 0
-    for epoch in range(cfg.student_epochs):
-        student.train()
-        for idx in _batches(len(xn), cfg.batch, gen):
-            idx = idx.to(dev)
-            p50, upper, hidden = student(xn[idx])
-            target = yn[idx].index_select(1, hidx)
-            loss = ground_truth_loss(p50, upper, target, cfg.quantile)
-            if use_teacher:
-                loss = loss + distillation_loss(weights, heads, p50, hidden, t_traj[idx], t_pooled[idx], hidx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-        student.eval()
-        with torch.no_grad():
-            val = float(F.l1_loss(student(cxn)[0], cyn.index_select(1, hidx)))
-        if val < best - 1e-5:
-            best, best_state, stale = val, {k: v.detach().clone() for k, v in student.state_dict().items()}, 0
-        else:
-            stale += 1
-        if progress:
-            progress(label, epoch + 1, cfg.student_epochs, f"val L1 {val:.4f}")
-        if stale >= cfg.patience * 3:
-            break
-    assert best_state is not None
-    student.load_state_dict(best_state)
-    return student.eval().cpu()
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        p50, upper, hidden = student(xn[idx])
+        loss = ground_truth_loss(p50, upper, yn[idx].index_select(1, hidx), cfg.quantile)
+        if use_teacher:
+            loss = loss + distillation_loss(weights, heads, p50, hidden, t_traj[idx], t_pooled[idx], hidx)
+        return loss
+
+    return _optimise(
+        student, params, batch_loss,
+        val_loss=lambda: F.l1_loss(student(cxn)[0], cyn.index_select(1, hidx)),
+        n=len(xn), epochs=cfg.student_epochs, lr=cfg.student_lr, patience=cfg.patience * 3, seed=cfg.seed + 1,
+        cfg=cfg, label=label, progress=progress,
+    )
 
 
 def conformal_offsets(student: Student, split: Split, cfg: TrainConfig) -> torch.Tensor:
@@ -274,7 +272,7 @@ def fit_models(series: list[Series], cfg: TrainConfig, extra_fit: list[Series] |
     seconds["teacher"] = time.monotonic() - t0
     variants: dict[str, DistillWeights] = {"student": cfg.distill, "student_no_kd": NO_DISTILLATION}
     if ablations:
-        for term in ("point", "feature", "multiscale", "spectral"):
+        for term in TERMS:
             variants[f"student_no_{term}"] = cfg.distill.without(term)
     norm = InstanceNorm()
     students: dict[str, ExportStudent] = {}
