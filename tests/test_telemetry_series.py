@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from gridshift.telemetry.series import resample
 from gridshift.telemetry.traces import (
     TraceError,
+    load_gpu_series,
     load_node_csv,
     load_nvidia_smi_csv,
     load_power_trace,
@@ -82,6 +83,21 @@ def test_nvidia_smi_incomplete_tick_is_dropped(tmp_path: Path):
     assert trace.gpus == 2
     assert len(trace.times) == 3
     assert trace.node().values.tolist() == [201.0, 201.0, 201.0]
+
+
+def test_per_gpu_series_come_only_from_nvidia_smi_logs(tmp_path: Path):
+    rows = ["timestamp, power.draw [W], utilization.gpu [%], memory.used [MiB]"]
+    for tick in range(5):
+        rows += [f"2025/07/26 23:32:0{tick}.000, 100.00 W, 50 %, 10 MiB",
+                 f"2025/07/26 23:32:0{tick}.002, 300.00 W, 50 %, 10 MiB"]
+    smi = tmp_path / "smi.csv"
+    smi.write_text("\n".join(rows) + "\n")
+    node = tmp_path / "node.csv"
+    node.write_text("datetime,power_watts\n2025-07-27 00:34:45,577\n2025-07-27 00:34:46,578\n")
+    per_gpu = load_gpu_series([smi, node], step=1.0)
+    assert [s.values.tolist() for s in per_gpu] == [[100.0] * 5, [300.0] * 5]
+    assert per_gpu[1].name.endswith("[gpu1]")
+    assert load_series([smi], step=1.0)[0].values.tolist() == [400.0] * 5
 
 
 def test_bad_value_names_file_and_line(tmp_path: Path):

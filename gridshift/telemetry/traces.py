@@ -205,6 +205,11 @@ def _first_line(path: Path) -> str:
         return fh.readline().strip().lower()
 
 
+def _is_nvidia_smi(head: str) -> bool:
+    """Whether a (lower-cased) header line is nvidia-smi's ``--format=csv`` header."""
+    return head.startswith("timestamp") and "power.draw" in head
+
+
 def load_power_trace(path: str | Path) -> Samples:
     """Load any supported trace file as one node-total power signal (format from its content)."""
     path = Path(path)
@@ -223,7 +228,7 @@ def load_power_trace(path: str | Path) -> Samples:
             np.add.at(total, inv, values)
             return Samples(uniq, total, path.stem)
         return Samples(times, values, path.stem)
-    if head.startswith("timestamp") and "power.draw" in head:
+    if _is_nvidia_smi(head):
         return load_nvidia_smi_csv(path).node()
     if head.startswith("datetime") or "power_watts" in head:
         return load_node_csv(path)
@@ -244,8 +249,7 @@ def load_gpu_series(paths: list[str | Path], step: float = 1.0, max_gap_s: float
     """Each GPU's own series from the nvidia-smi logs among ``paths`` (other files are skipped)."""
     out: list[Series] = []
     for path in paths:
-        head = _first_line(Path(path))
-        if head.startswith("timestamp") and "power.draw" in head:
+        if _is_nvidia_smi(_first_line(Path(path))):
             trace = load_nvidia_smi_csv(path)
             for g in range(trace.gpus):
                 out.extend(trace.gpu(g).resample(step, max_gap_s, min_length))
