@@ -198,6 +198,61 @@ def _cmd_forecast_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_operator_run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    import kopf
+    from kubernetes import client
+    from prometheus_client import start_http_server
+
+    from gridshift.operator import handlers
+    from gridshift.operator.metrics import REGISTRY
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers.configure(args.prometheus_url)
+    if not args.standalone:
+        _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
+    start_http_server(args.metrics_port, addr=args.bind, registry=REGISTRY)
+    kopf.run(clusterwide=True, standalone=args.standalone, peering_name=None if args.standalone else args.peering,
+             liveness_endpoint=f"http://{args.bind}:{args.health_port}/healthz", priority=args.priority)
+    return 0
+
+
+def _ensure_peering(api, name: str) -> None:
+    """Kopf's ClusterKopfPeering object for the replicas to meet in (the CRD ships in crds/)."""
+    from kubernetes import client
+
+    try:
+        api.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings",
+                                         {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                                          "metadata": {"name": name}})
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise SystemExit(f"gridshift: cannot create ClusterKopfPeering {name!r}: {exc.status} {exc.reason} "
+                             "(apply crds/ first, or pass --standalone)") from exc
+
+
+def _cmd_twin(args: argparse.Namespace) -> int:
+    import time
+
+    from gridshift.devcluster.cluster import api_client_for
+    from gridshift.devcluster.twin import Twin
+
+    twin = Twin(api_client_for(args.kubeconfig), trace_dir=Path(args.trace_dir) if args.trace_dir else None,
+                idle_w=args.idle_watts).serve(args.port, args.bind)
+    print(f"telemetry twin on http://{args.bind}:{args.port}/metrics", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        twin.stop()
+    return 0
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -274,6 +329,28 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-gap", type=float, default=5.0)
     pl.add_argument("--confidence", type=float, default=0.9)
     pl.set_defaults(func=_cmd_forecast_plot)
+
+    op = sub.add_parser("operator", help="run the gridshift operator")
+    op_sub = op.add_subparsers(dest="operator_command", required=True)
+    run = op_sub.add_parser("run", help="watch PowerPolicies cluster-wide and keep each under its budget")
+    run.add_argument("--prometheus-url", help="Prometheus for policies that set no spec.telemetry.prometheusUrl")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster credentials or $KUBECONFIG)")
+    run.add_argument("--metrics-port", type=int, default=8080, help="port of /metrics (default 8080)")
+    run.add_argument("--health-port", type=int, default=8081, help="port of the /healthz liveness probe")
+    run.add_argument("--bind", default="0.0.0.0", help="address for /metrics and /healthz (default 0.0.0.0)")
+    run.add_argument("--peering", default="gridshift", help="ClusterKopfPeering shared by the replicas")
+    run.add_argument("--priority", type=int, default=0, help="peering priority; the highest live replica acts")
+    run.add_argument("--standalone", action="store_true", help="no peering: for a single replica")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_cmd_operator_run)
+
+    twin = dev_sub.add_parser("twin", help="serve DCGM-style GPU power for the pods on kwok nodes; run batteries")
+    twin.add_argument("--kubeconfig", required=True)
+    twin.add_argument("--port", type=int, default=9400, help="port of /metrics (default 9400, as dcgm-exporter)")
+    twin.add_argument("--bind", default="127.0.0.1")
+    twin.add_argument("--trace-dir", help="folder that relative gridshift.io/power-trace paths start from")
+    twin.add_argument("--idle-watts", type=float, default=60.0, help="power of a GPU no pod uses (default 60)")
+    twin.set_defaults(func=_cmd_twin)
 
     build = cl_sub.add_parser("build", help="only build (or find) the control-plane binaries; print their folder")
     build.set_defaults(func=_cmd_build)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from gridshift.api import energystorage as es
 from gridshift.api import powerpolicy as pp
 
 _DROP = {"title"}
@@ -49,6 +50,8 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         node = {**options[0], **node}
     for key in _DROP:
         node.pop(key, None)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
     if node.get("default", 0) is None:
         node.pop("default")
     for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -157,8 +160,90 @@ def powerpolicy_crd() -> dict[str, Any]:
     }
 
 
+def energystorage_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of ``energystorages.gridshift.io``."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{es.PLURAL}.{pp.API_GROUP}",
+            "labels": {"app.kubernetes.io/name": "gridshift", "app.kubernetes.io/part-of": "gridshift"},
+        },
+        "spec": {
+            "group": pp.API_GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": es.KIND,
+                "listKind": f"{es.KIND}List",
+                "plural": es.PLURAL,
+                "singular": es.KIND.lower(),
+                "shortNames": ["ess"],
+                "categories": ["gridshift"],
+            },
+            "versions": [
+                {
+                    "name": pp.API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Capacity", "type": "number", "jsonPath": ".spec.capacityWattHours",
+                         "description": "Usable capacity in watt-hours"},
+                        {"name": "Setpoint", "type": "number", "jsonPath": ".spec.setpointWatts",
+                         "description": "Requested power in watts, positive discharges"},
+                        {"name": "SoC", "type": "number", "jsonPath": ".status.socFraction",
+                         "description": "State of charge, 0 to 1"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (es.EnergyStorage.__doc__ or "").strip(),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": openapi_schema(es.EnergyStorageSpec),
+                                "status": openapi_schema(es.EnergyStorageStatus),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def kopf_peering_crd() -> dict[str, Any]:
+    """Kopf's ``ClusterKopfPeering`` (kopf.dev/v1): operator replicas see each other through it, and
+    only the one with the highest priority acts."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "clusterkopfpeerings.kopf.dev",
+                     "labels": {"app.kubernetes.io/part-of": "gridshift"}},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": "Cluster",
+            "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings",
+                      "singular": "clusterkopfpeering"},
+            "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "Kopf operator peering: the live replicas of an operator and their priorities.",
+                    "properties": {
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    },
+                }},
+            }],
+        },
+    }
+
+
 def all_crds() -> list[dict[str, Any]]:
-    return [powerpolicy_crd()]
+    return [powerpolicy_crd(), energystorage_crd(), kopf_peering_crd()]
 
 
 def render_yaml(crd: dict[str, Any]) -> str:

@@ -137,6 +137,14 @@ class TelemetryQueries(ApiModel):
         max_length=4096,
         description="Power measured at the PDUs in watts.",
     )
+    pod_power: str = Field(
+        default="sum by (namespace, pod) (DCGM_FI_DEV_POWER_USAGE{$selector})",
+        max_length=4096,
+        description=(
+            "Power per pod in watts, one series per (namespace, pod); used to learn each workload's watts per "
+            "replica. Empty disables it (annotations and GPU counts are used instead)."
+        ),
+    )
 
 
 class Telemetry(ApiModel):
@@ -152,6 +160,16 @@ class Telemetry(ApiModel):
         default="dcgm", description="Which query in `queries` measures the governed power."
     )
     queries: TelemetryQueries = Field(default_factory=TelemetryQueries, description="PromQL per signal.")
+    node_label: str = Field(
+        default="Hostname",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description=(
+            "Series label that holds the node name; `$selector` in a query becomes a matcher on it for the "
+            "nodes in spec.scope (DCGM exporter: Hostname; Kepler: instance or node_name)."
+        ),
+    )
     step_seconds: float = Field(
         default=1.0, ge=0.1, le=3600, description="Resolution the series are resampled to, in seconds."
     )
@@ -418,6 +436,19 @@ class PowerPolicyStatus(ApiModel):
     )
     recent_actions: list[ActionRecord] = Field(
         default_factory=list, max_length=50, description="The latest actions, newest last."
+    )
+    control_mode: Literal["predictive", "reactive"] | None = Field(
+        default=None,
+        description="predictive: acts on the forecast; reactive: acts on measured power (forecast unhealthy).",
+    )
+    forecast_error_fraction: float | None = Field(
+        default=None, ge=0, description="Recent mean absolute forecast error over mean observed power."
+    )
+    last_change_time: str | None = Field(
+        default=None, description="When the policy last changed anything (RFC 3339); the restore ramp counts from it."
+    )
+    uncovered_watts: float | None = Field(
+        default=None, ge=0, description="Part of the forecast shortfall the ladder could not cover."
     )
 
 

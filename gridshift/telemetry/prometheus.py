@@ -8,6 +8,7 @@ turned into zero watts.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,3 +74,32 @@ class PrometheusReader:
         segments = resample(times, values, step=step_s, max_gap_s=max_gap_s, min_length=1)
         # The segment that ends with the newest sample: older data before a long gap is history.
         return Reading("ok", "", segments[-1], newest_age_s=age)
+
+    def read_by(self, query: str, labels: tuple[str, ...]) -> tuple[dict[tuple[str, ...], float], str]:
+        """An instant vector keyed by the values of ``labels``: ``({key: value}, "")`` or
+        ``({}, reason)``. NaN and samples missing a label are left out, never read as zero."""
+        try:
+            result = self.client.custom_query(query)
+        except requests.exceptions.RequestException as exc:
+            return {}, f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
+        except PrometheusApiClientException as exc:
+            return {}, f"Prometheus refused {query!r}: {str(exc)[:300]}"
+        out: dict[tuple[str, ...], float] = {}
+        for sample in result:
+            metric = sample.get("metric", {})
+            key = tuple(metric.get(label, "") for label in labels)
+            try:
+                value = float(sample["value"][1])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            if all(key) and np.isfinite(value):
+                out[key] = value
+        return out, ""
+
+
+def node_matcher(label: str, nodes: list[str]) -> str:
+    """The ``$selector`` replacement: a label matcher for exactly these nodes."""
+    if not nodes:
+        return f'{label}="__no_governed_nodes__"'
+    escaped = "|".join(re.escape(n).replace("\\", "\\\\") for n in sorted(nodes))
+    return f'{label}=~"{escaped}"'

@@ -1,0 +1,172 @@
+"""Apply the planner's actions to Kubernetes objects. The only module that writes to workloads.
+
+Every write records what it changed on the object it changed (``gridshift.io/managed-by``,
+``gridshift.io/original-replicas``, ``gridshift.io/last-action-at``), so a restarted operator can
+restore it, and every write is idempotent: applying the same action twice leaves the object as
+applying it once. The first write of a policy to an object carries the object's resourceVersion,
+so when two policies race for the same object exactly one wins and the other is told so. In
+dry-run nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from gridshift.api import annotations as ann
+from gridshift.api.powerpolicy import API_GROUP, API_VERSION
+from gridshift.planner import Action
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    applied: bool
+    message: str
+
+
+def rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
+
+
+class KubernetesActuator:
+    """Writes one policy's actions; ``dry_run`` reports them only."""
+
+    def __init__(self, api: client.ApiClient, policy: str, dry_run: bool):
+        self.api = api
+        self.policy = policy
+        self.dry_run = dry_run
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def apply(self, action: Action, now: float) -> Outcome:
+        if self.dry_run:
+            return Outcome(action, False, f"dry-run: would {action.verb} {action.target}")
+        kind, _, rest = action.target.partition("/")
+        try:
+            if kind == "EnergyStorage":
+                return self._battery(action, rest, now)
+            namespace, _, name = rest.partition("/")
+            if kind in ("Deployment", "StatefulSet"):
+                return self._scale(action, kind, namespace, name, now)
+            if kind == "Job":
+                return self._job(action, namespace, name, now)
+        except client.ApiException as exc:
+            if exc.status == 409:
+                return Outcome(action, False, f"{action.target} changed under us (another policy or writer); "
+                                              "will re-plan next period")
+            if exc.status == 404:
+                return Outcome(action, False, f"{action.target} no longer exists")
+            return Outcome(action, False, f"{action.target}: API error {exc.status} {exc.reason}")
+        return Outcome(action, False, f"unknown target kind {kind!r}")
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _claim(self, meta: Any) -> str | None:
+        """The reason this policy may not write the object, or None."""
+        owner = (meta.annotations or {}).get(ann.MANAGED_BY)
+        if owner not in (None, self.policy):
+            return f"already managed by PowerPolicy {owner}"
+        return None
+
+    def _read(self, kind: str, namespace: str, name: str) -> Any:
+        if kind == "Deployment":
+            return self.apps.read_namespaced_deployment(name, namespace)
+        return self.apps.read_namespaced_stateful_set(name, namespace)
+
+    def _patch(self, kind: str, namespace: str, name: str, body: dict) -> None:
+        if kind == "Deployment":
+            self.apps.patch_namespaced_deployment(name, namespace, body)
+        elif kind == "StatefulSet":
+            self.apps.patch_namespaced_stateful_set(name, namespace, body)
+        else:
+            self.batch.patch_namespaced_job(name, namespace, body)
+
+    def _patch_scale(self, kind: str, namespace: str, name: str, replicas: int) -> None:
+        body = {"spec": {"replicas": replicas}}
+        if kind == "Deployment":
+            self.apps.patch_namespaced_deployment_scale(name, namespace, body)
+        else:
+            self.apps.patch_namespaced_stateful_set_scale(name, namespace, body)
+
+    # -- scale ------------------------------------------------------------------------------------------------------
+
+    def _scale(self, action: Action, kind: str, namespace: str, name: str, now: float) -> Outcome:
+        assert action.replicas is not None
+        obj = self._read(kind, namespace, name)
+        if (why := self._claim(obj.metadata)) is not None:
+            return Outcome(action, False, f"{action.target}: {why}")
+        current = obj.spec.replicas if obj.spec.replicas is not None else 1
+        notes = obj.metadata.annotations or {}
+        if action.verb == "scaleDown":
+            original = notes.get(ann.ORIGINAL_REPLICAS) or str(current)
+            # Record first (with the resourceVersion, so a concurrent writer makes this fail), then scale.
+            self._patch(kind, namespace, name, {"metadata": {
+                "resourceVersion": obj.metadata.resource_version,
+                "annotations": {ann.MANAGED_BY: self.policy, ann.ORIGINAL_REPLICAS: original,
+                                ann.LAST_ACTION: rfc3339(now)}}})
+            self._patch_scale(kind, namespace, name, action.replicas)
+            return Outcome(action, True, f"scaled {action.target} {current} -> {action.replicas} "
+                                         f"(original {original} recorded)")
+        original = int(notes.get(ann.ORIGINAL_REPLICAS, action.replicas))
+        target = max(action.replicas, current)  # a restore never takes replicas away
+        self._patch_scale(kind, namespace, name, target)
+        if target >= original:
+            self._patch(kind, namespace, name, {"metadata": {"annotations": dict.fromkeys(ann.GRIDSHIFT_WRITES)}})
+            return Outcome(action, True, f"restored {action.target} to {target} replicas; released")
+        self._patch(kind, namespace, name, {"metadata": {"annotations": {ann.LAST_ACTION: rfc3339(now)}}})
+        return Outcome(action, True, f"scaled {action.target} {current} -> {target} of {original}")
+
+    # -- jobs -------------------------------------------------------------------------------------------------------
+
+    def _job(self, action: Action, namespace: str, name: str, now: float) -> Outcome:
+        job = self.batch.read_namespaced_job(name, namespace)
+        if (why := self._claim(job.metadata)) is not None:
+            return Outcome(action, False, f"{action.target}: {why}")
+        stamp = rfc3339(now)
+        rv = job.metadata.resource_version
+        if action.verb == "checkpoint":
+            self._patch("Job", namespace, name, {"metadata": {"resourceVersion": rv, "annotations": {
+                ann.MANAGED_BY: self.policy, ann.CHECKPOINT_REQUESTED: stamp, ann.LAST_ACTION: stamp,
+                ann.CHECKPOINT_COMPLETED: None}}})
+            return Outcome(action, True, f"asked {action.target} to checkpoint ({ann.CHECKPOINT_REQUESTED})")
+        if action.verb == "suspend":
+            self._patch("Job", namespace, name, {"spec": {"suspend": True}, "metadata": {
+                "resourceVersion": rv,
+                "annotations": {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: stamp}}})
+            return Outcome(action, True, f"suspended {action.target}")
+        if action.verb == "resume":
+            clear = {**dict.fromkeys(ann.GRIDSHIFT_WRITES), ann.CHECKPOINT_COMPLETED: None}
+            self._patch("Job", namespace, name, {"spec": {"suspend": False}, "metadata": {"annotations": clear}})
+            was = "resumed" if job.spec.suspend else "withdrew the checkpoint request of"
+            return Outcome(action, True, f"{was} {action.target}")
+        return Outcome(action, False, f"verb {action.verb} does not apply to Jobs")
+
+    # -- battery ----------------------------------------------------------------------------------------------------
+
+    def _battery(self, action: Action, name: str, now: float) -> Outcome:
+        assert action.setpoint_w is not None
+        obj = self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", name)
+        owner = obj["metadata"].get("annotations", {}).get(ann.MANAGED_BY)
+        if owner not in (None, self.policy):
+            return Outcome(action, False, f"{action.target}: already managed by PowerPolicy {owner}")
+        release = action.setpoint_w <= 0
+        body = {"spec": {"setpointWatts": float(action.setpoint_w)}, "metadata": {
+            "resourceVersion": obj["metadata"]["resourceVersion"],
+            "annotations": dict.fromkeys((ann.MANAGED_BY, ann.LAST_ACTION)) if release else
+            {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: rfc3339(now)}}}
+        self.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", name, body)
+        return Outcome(action, True, f"set {action.target} setpoint to {action.setpoint_w:.0f} W")

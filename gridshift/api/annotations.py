@@ -1,0 +1,24 @@
+"""Labels and annotations gridshift reads and writes on workloads. They are part of the API:
+admins set the first group, gridshift records its changes with the second, and a job (or its
+checkpoint sidecar) answers the handshake with the third."""
+
+# Set by admins on Deployments, StatefulSets and Jobs.
+PROTECTED = "gridshift.io/protected"                 # label or annotation "true": never touched
+PRIORITY = "gridshift.io/priority"                   # integer; overrides the PriorityClass value
+MIN_REPLICAS = "gridshift.io/min-replicas"           # floor for scale-down; overrides an HPA's minReplicas
+WATTS_PER_REPLICA = "gridshift.io/watts-per-replica"  # used until pod-level power is measured
+
+# Written by gridshift on what it changed, so that any operator process can restore it.
+MANAGED_BY = "gridshift.io/managed-by"               # the PowerPolicy that changed the object
+ORIGINAL_REPLICAS = "gridshift.io/original-replicas"  # replicas before the first scale-down
+LAST_ACTION = "gridshift.io/last-action-at"          # RFC 3339; cooldown starts here
+CHECKPOINT_REQUESTED = "gridshift.io/checkpoint-requested"  # RFC 3339; the handshake's question
+
+# Written by the job or its checkpoint sidecar.
+CHECKPOINT_COMPLETED = "gridshift.io/checkpoint-completed"  # any non-empty value: checkpoint is safe
+
+# Read by the telemetry twin (dev cluster and tests): which real trace a workload's GPUs replay.
+POWER_TRACE = "gridshift.io/power-trace"
+WATTS_PER_GPU = "gridshift.io/watts-per-gpu"
+
+GRIDSHIFT_WRITES = (MANAGED_BY, ORIGINAL_REPLICAS, LAST_ACTION, CHECKPOINT_REQUESTED)

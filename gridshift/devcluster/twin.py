@@ -1,0 +1,156 @@
+"""The telemetry twin: DCGM-style GPU power for the pods that really run on the kwok GPU nodes,
+and a battery controller for EnergyStorage resources. Used by the tests and the demo to close
+the loop: when the operator scales down or suspends, the pods go away and measured power falls.
+
+Each running pod's GPUs replay a real trace named by the pod annotation ``gridshift.io/power-trace``
+(an nvidia-smi CSV, one series per GPU, from the pod's start time, looping), or draw the constant
+``gridshift.io/watts-per-gpu``; unassigned GPUs draw ``idle_w``. Series carry DCGM exporter's
+labels: ``gpu``, ``UUID``, ``Hostname``, and ``namespace``/``pod``/``container`` of the pod using it.
+
+Every second the battery controller integrates each EnergyStorage's ``spec.setpointWatts``
+(within its ratings and an empty or full battery) into ``status.socFraction`` and reports
+``status.powerWatts``, like a site controller would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kubernetes import client
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gridshift.api import annotations as ann
+from gridshift.api.powerpolicy import API_GROUP, API_VERSION
+from gridshift.telemetry.traces import load_gpu_series
+
+GPU = "nvidia.com/gpu"
+
+
+def _pod_gpus(pod: Any) -> int:
+    total = 0
+    for c in pod.spec.containers or []:
+        res = c.resources
+        for source in (res.limits if res else None, res.requests if res else None):
+            if source and GPU in source:
+                total += int(source[GPU])
+                break
+    return total
+
+
+class Twin(Collector):
+    def __init__(self, api: client.ApiClient, trace_dir: Path | None = None, idle_w: float = 60.0,
+                 default_w: float = 400.0):
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.trace_dir = trace_dir
+        self.idle_w = idle_w
+        self.default_w = default_w
+        self.traces: dict[str, list[np.ndarray]] = {}
+        self.stop_event = threading.Event()
+        self.server: Any = None
+        self.last: dict[str, float] = {}
+
+    # -- GPU power ----------------------------------------------------------------------------------------------------
+
+    def _trace(self, name: str) -> list[np.ndarray]:
+        if name not in self.traces:
+            path = Path(name)
+            if not path.is_absolute() and self.trace_dir is not None:
+                path = self.trace_dir / path
+            series = load_gpu_series([path], step=1.0)
+            self.traces[name] = [s.values for s in series] or [np.array([self.default_w])]
+        return self.traces[name]
+
+    def _gpu_watts(self, pod: Any, index: int, now: float) -> float:
+        notes = pod.metadata.annotations or {}
+        if ann.POWER_TRACE in notes:
+            traces = self._trace(notes[ann.POWER_TRACE])
+            values = traces[index % len(traces)]
+            started = pod.status.start_time.timestamp() if pod.status and pod.status.start_time else now
+            return float(values[int(now - started) % len(values)])
+        try:
+            return float(notes.get(ann.WATTS_PER_GPU, self.default_w))
+        except ValueError:
+            return self.default_w
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
+        family = GaugeMetricFamily("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).",
+                                   labels=["gpu", "UUID", "Hostname", "namespace", "pod", "container"])
+        nodes = {n.metadata.name: int((n.status.capacity or {}).get(GPU, 0)) for n in self.core.list_node().items}
+        by_node: dict[str, list[Any]] = {}
+        for pod in self.core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items:
+            if pod.spec.node_name in nodes and _pod_gpus(pod) > 0 and pod.metadata.deletion_timestamp is None:
+                by_node.setdefault(pod.spec.node_name, []).append(pod)
+        for node, gpus in nodes.items():
+            owners: list[tuple[Any, int] | None] = []
+            for pod in sorted(by_node.get(node, []), key=lambda p: (p.metadata.creation_timestamp, p.metadata.name)):
+                owners.extend((pod, i) for i in range(_pod_gpus(pod)))
+            for g in range(gpus):
+                owner = owners[g] if g < len(owners) else None
+                if owner is None:
+                    labels = [str(g), f"GPU-{node}-{g}", node, "", "", ""]
+                    watts = self.idle_w
+                else:
+                    pod, i = owner
+                    labels = [str(g), f"GPU-{node}-{g}", node, pod.metadata.namespace, pod.metadata.name,
+                              pod.spec.containers[0].name]
+                    watts = self._gpu_watts(pod, i, now)
+                family.add_metric(labels, watts)
+        yield family
+
+    # -- battery controller -------------------------------------------------------------------------------------------
+
+    def step_batteries(self, now: float) -> None:
+        try:
+            items = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "energystorages")["items"]
+        except client.ApiException:
+            return
+        for obj in items:
+            name = obj["metadata"]["name"]
+            spec = obj["spec"]
+            status = obj.get("status") or {}
+            soc = float(status.get("socFraction", 0.8))
+            capacity = float(spec["capacityWattHours"])
+            power = max(-float(spec["maxChargeWatts"]), min(float(spec["maxDischargeWatts"]),
+                                                           float(spec.get("setpointWatts", 0.0))))
+            if (power > 0 and soc <= 0) or (power < 0 and soc >= 1):
+                power = 0.0
+            elapsed = now - self.last.get(name, now)
+            self.last[name] = now
+            soc = min(1.0, max(0.0, soc - power * elapsed / 3600.0 / capacity))
+            stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            try:
+                self.custom.patch_cluster_custom_object_status(
+                    API_GROUP, API_VERSION, "energystorages", name,
+                    {"status": {"socFraction": round(soc, 6), "sohFraction": 1.0, "powerWatts": power,
+                                "lastUpdateTime": stamp}})
+            except client.ApiException:
+                continue
+
+    def _battery_loop(self) -> None:
+        while not self.stop_event.wait(1.0):
+            self.step_batteries(time.time())
+
+    # -- serving ------------------------------------------------------------------------------------------------------
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> Twin:
+        registry = CollectorRegistry()
+        registry.register(self)
+        self.server, _ = start_http_server(port, addr=addr, registry=registry)
+        threading.Thread(target=self._battery_loop, daemon=True, name="twin-battery").start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

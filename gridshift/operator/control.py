@@ -1,0 +1,337 @@
+"""One control period of one PowerPolicy: telemetry -> forecast -> plan -> act -> explain.
+
+Kopf-free on purpose: the Kopf daemon in ``handlers.py`` calls :meth:`PolicyController.run_once`
+every period and writes what it returns (the status, the Events) back to the cluster. Anything a
+restarted process needs lives on the cluster (annotations on changed objects, the policy's
+status); the in-process memory only holds the forecast-error history.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from gridshift.actuators.kubernetes import KubernetesActuator, Outcome, parse_rfc3339, rfc3339
+from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
+from gridshift.operator import metrics
+from gridshift.operator.inventory import Inventory, InventoryReader
+from gridshift.planner import PlanInput, PlanLimits, plan
+from gridshift.planner.ladder import Plan
+from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
+from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
+
+RECENT_ACTIONS = 20
+EVENT_REASONS = {"discharge": "BatteryDischarge", "idle": "BatteryIdle", "scaleDown": "ScaleDown",
+                 "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested", "suspend": "Suspend", "resume": "Resume"}
+
+
+@dataclass
+class Event:
+    type: str
+    reason: str
+    message: str
+    target: dict[str, Any] | None = None  # another object to post the Event on, besides the policy
+
+
+@dataclass
+class PeriodResult:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    plan: Plan | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+@dataclass
+class _Memory:
+    errors: ErrorTracker = field(default_factory=ErrorTracker)
+    last_load: float | None = None
+    measure_keys: set[tuple[str, str]] = field(default_factory=set)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def _condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
+               generation: int | None) -> dict[str, Any]:
+    """A metav1.Condition whose lastTransitionTime moves only when its status does."""
+    prior = next((c for c in previous if c.get("type") == type_), None)
+    since = prior["lastTransitionTime"] if prior and prior.get("status") == status else rfc3339(now)
+    cond = {"type": type_, "status": status, "reason": reason, "message": message[:32000],
+            "lastTransitionTime": since}
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    return cond
+
+
+def _ref(target: str) -> dict[str, Any]:
+    kind, _, rest = target.partition("/")
+    if kind == "EnergyStorage":
+        return {"apiVersion": "gridshift.io/v1alpha1", "kind": kind, "metadata": {"name": rest}}
+    namespace, _, name = rest.partition("/")
+    api_version = "batch/v1" if kind == "Job" else "apps/v1"
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
+
+
+class ModelCache:
+    """The bundled student, or a model directory shipped in a ConfigMap (``binaryData`` for the ONNX
+    files, ``data`` or ``binaryData`` for model.json), loaded once per ConfigMap version."""
+
+    def __init__(self, api: client.ApiClient):
+        self.core = client.CoreV1Api(api)
+        self.loaded: dict[str, tuple[Forecaster | Persistence, str | None]] = {}
+        self.dir = Path(tempfile.mkdtemp(prefix="gridshift-models-"))
+
+    def get(self, spec: PowerPolicySpec) -> tuple[Forecaster | Persistence, str | None]:
+        ref = spec.forecast.model_config_map
+        if ref is None:
+            if "default" not in self.loaded:
+                self.loaded["default"] = load_or_persistence("default")
+            return self.loaded["default"]
+        try:
+            cm = self.core.read_namespaced_config_map(ref.name, ref.namespace)
+        except client.ApiException as exc:
+            return Persistence(120, (5.0, 10.0, 30.0)), f"ConfigMap {ref.namespace}/{ref.name}: {exc.reason}"
+        key = f"{ref.namespace}/{ref.name}@{cm.metadata.resource_version}"
+        if key not in self.loaded:
+            target = self.dir / hashlib.sha256(key.encode()).hexdigest()[:16]
+            target.mkdir(parents=True, exist_ok=True)
+            for name, text in (cm.data or {}).items():
+                (target / name).write_text(text)
+            for name, b64 in (cm.binary_data or {}).items():
+                (target / name).write_bytes(base64.b64decode(b64))
+            try:
+                self.loaded[key] = (Forecaster.load(target), None)
+            except ModelError as exc:
+                self.loaded[key] = (Persistence(120, (5.0, 10.0, 30.0)),
+                                    f"model in ConfigMap {ref.namespace}/{ref.name}: {exc}")
+        return self.loaded[key]
+
+
+class PolicyController:
+    """Runs control periods for any number of policies; one instance per operator process."""
+
+    def __init__(self, api: client.ApiClient, default_prometheus_url: str | None = None):
+        self.api = api
+        self.default_prometheus_url = default_prometheus_url
+        self.inventory = InventoryReader(api)
+        self.models = ModelCache(api)
+        self.memory: dict[str, _Memory] = {}
+        self.readers: dict[str, PrometheusReader] = {}
+
+    def forget(self, name: str) -> None:
+        self.memory.pop(name, None)
+        metrics.forget(name)
+
+    def _reader(self, url: str) -> PrometheusReader:
+        if url not in self.readers:
+            self.readers[url] = PrometheusReader(url)
+        return self.readers[url]
+
+    # -- the period ---------------------------------------------------------------------------------------------------
+
+    def run_once(self, name: str, spec: PowerPolicySpec, status: dict[str, Any] | None,
+                 generation: int | None = None, now: float | None = None) -> PeriodResult:
+        started = time.monotonic()
+        now = time.time() if now is None else now
+        status = dict(status or {})
+        mem = self.memory.setdefault(name, _Memory())
+        try:
+            return self._period(name, spec, status, generation, now, mem)
+        finally:
+            metrics.LOOP_SECONDS.labels(name).observe(time.monotonic() - started)
+
+    def _degraded(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
+                  mem: _Memory, reason: str, message: str) -> PeriodResult:
+        """Hold: no new actions, nothing restored, and say why."""
+        prev = status.get("conditions", [])
+        conditions = [
+            _condition(prev, "Ready", "False", reason, message, now, generation),
+            _condition(prev, "Degraded", "True", reason, f"{message}; holding current actions", now, generation),
+            _condition(prev, "ForecastHealthy", "Unknown", reason, "no trusted telemetry to forecast from", now,
+                       generation),
+            next((c for c in prev if c.get("type") == "Acting"),
+                 _condition(prev, "Acting", "Unknown", reason, "unknown while degraded", now, generation)),
+        ]
+        metrics.DEGRADED.labels(name).set(1)
+        metrics.BUDGET.labels(name).set(spec.budget.cap_watts)
+        events = []
+        if mem.reasons.get("degraded") != reason:
+            events.append(Event("Warning", reason, f"{message}; holding current actions"))
+        mem.reasons["degraded"] = reason
+        new_status = {**status, "phase": "Degraded", "conditions": conditions, "observedGeneration": generation}
+        return PeriodResult(new_status, events)
+
+    def _period(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
+                mem: _Memory) -> PeriodResult:
+        url = spec.telemetry.prometheus_url or self.default_prometheus_url
+        if url is None:
+            return self._degraded(name, spec, status, generation, now, mem, "NoPrometheus",
+                                  "spec.telemetry.prometheusUrl is unset and the operator has no --prometheus-url")
+        try:
+            nodes = self.inventory.nodes(spec)
+        except client.ApiException as exc:
+            return self._degraded(name, spec, status, generation, now, mem, "InventoryFailed",
+                                  f"listing nodes failed: {exc.status} {exc.reason}")
+        model, model_problem = self.models.get(spec)
+        step = model.meta.step_s if isinstance(model, Forecaster) else spec.telemetry.step_seconds
+        window = model.meta.window if isinstance(model, Forecaster) else 120
+        matcher = node_matcher(spec.telemetry.node_label, nodes)
+        query = getattr(spec.telemetry.queries, f"{spec.telemetry.source}_power").replace("$selector", matcher)
+        reader = self._reader(url)
+        reading: Reading = reader.read(query, now, lookback_s=window * step + 5 * step, step_s=step,
+                                       stale_after_s=spec.telemetry.stale_after_seconds)
+        if reading.status != "ok" or reading.series is None:
+            reason = {"stale": "TelemetryStale", "missing": "TelemetryMissing"}.get(reading.status, "TelemetryError")
+            return self._degraded(name, spec, status, generation, now, mem, reason, reading.reason)
+        if mem.reasons.pop("degraded", None) is not None:
+            recovered = [Event("Normal", "TelemetryRecovered", f"telemetry from {url} is trusted again")]
+        else:
+            recovered = []
+        metrics.DEGRADED.labels(name).set(0)
+
+        pod_watts: dict[tuple[str, str], float] = {}
+        if spec.telemetry.queries.pod_power:
+            by_pod, _ = reader.read_by(spec.telemetry.queries.pod_power.replace("$selector", matcher),
+                                       ("namespace", "pod"))
+            pod_watts = {(k[0], k[1]): v for k, v in by_pod.items()}
+        try:
+            inventory = self.inventory.read(name, spec, nodes, pod_watts)
+        except client.ApiException as exc:
+            return self._degraded(name, spec, status, generation, now, mem, "InventoryFailed",
+                                  f"listing workloads failed: {exc.status} {exc.reason}")
+
+        series = reading.series
+        times = series.times()
+        mem.errors.settle(times, series.values)
+        error = mem.errors.fraction
+        trusted = model_problem is None and (error is None or error <= spec.forecast.max_error_fraction)
+        why_not = model_problem or (f"forecast error {error:.0%} of observed power exceeds "
+                                    f"{spec.forecast.max_error_fraction:.0%}" if error is not None else "")
+        view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
+                       confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
+                       forecast_trusted=trusted, distrust_reason=why_not)
+        mem.errors.add(view.predictions)
+
+        result = self._act(name, spec, status, now, inventory, view, mem)
+        result.events[:0] = recovered
+        self._explain(name, spec, status, generation, now, inventory, view, error, result, mem)
+        return result
+
+    def _act(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
+             view: Outlook, mem: _Memory) -> PeriodResult:
+        safety = spec.safety
+        ramp = safety.restore_ramp_watts_per_minute or 0.1 * spec.budget.cap_watts
+        limits = PlanLimits(
+            cooldown_s=safety.cooldown_seconds, max_actions=safety.max_actions_per_period, ramp_w_per_min=ramp,
+            hysteresis=safety.hysteresis_fraction,
+            reserve_fraction=spec.storage.reserve_fraction if spec.storage else 0.2,
+            max_discharge_w=spec.storage.max_discharge_watts if spec.storage else None,
+            checkpoint_deadline_s=spec.workloads.checkpoint.deadline_seconds,
+            on_timeout=spec.workloads.checkpoint.on_timeout,
+        )
+        ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
+        decided = plan(PlanInput(
+            policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,
+            expected_peak_w=view.expected_peak_w, ladder=ladder, workloads=tuple(inventory.workloads),
+            battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
+            period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")),
+        ))
+        actuator = KubernetesActuator(self.api, name, safety.dry_run)
+        outcomes = [actuator.apply(a, now) for a in decided.actions]
+        events: list[Event] = []
+        records = [dict(r) for r in status.get("recentActions", [])]
+        # Measured effect of the previous period's actions: the change in load since then, shared by expected watts.
+        if mem.last_load is not None and mem.measure_keys:
+            batch = [r for r in records if (r["time"], r["target"]) in mem.measure_keys
+                     and r.get("measuredWatts") is None]
+            total = sum(r["expectedWatts"] for r in batch)
+            for r in batch if total else []:
+                r["measuredWatts"] = round((mem.last_load - view.load_w) * r["expectedWatts"] / total, 1)
+        mem.measure_keys = {(rfc3339(now), o.action.target) for o in outcomes
+                            if o.applied and o.action.expected_watts != 0}
+        mem.last_load = view.load_w
+        for out in outcomes:
+            a = out.action
+            dry = safety.dry_run
+            metrics.ACTIONS.labels(name, a.rung, a.verb, str(dry).lower()).inc()
+            ok = out.applied or dry
+            reason = ("DryRun" if dry else EVENT_REASONS[a.verb]) if ok else "ActionSkipped"
+            message = f"{out.message}: {a.reason} (expected {a.expected_watts:+.0f} W)"
+            events.append(Event("Normal" if ok else "Warning", reason, message, target=None if dry else _ref(a.target)))
+            if ok:
+                records.append({"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
+                                "expectedWatts": round(a.expected_watts, 1), "dryRun": dry})
+        applied = [o for o in outcomes if o.applied]
+        new_status = {**status, "recentActions": records[-RECENT_ACTIONS:]}
+        if applied:
+            new_status["lastChangeTime"] = rfc3339(now)
+        would = sum(a.expected_watts for a in decided.actions if a.expected_watts > 0)
+        metrics.WOULD_SHAVE.labels(name).set(would if safety.dry_run else 0)
+        return PeriodResult(new_status, events, decided, outcomes)
+
+    def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
+                 inventory: Inventory, view: Outlook, error: float | None, result: PeriodResult,
+                 mem: _Memory) -> None:
+        decided = result.plan
+        assert decided is not None
+        prev = status.get("conditions", [])
+        changed = [w for w in inventory.workloads if w.managed_by == name]
+        battery_on = inventory.battery is not None and inventory.battery.managed_by == name \
+            and inventory.battery.setpoint_w > 0
+        shaving = [a for a in decided.actions if a.expected_watts > 0]
+        acting = bool(changed or battery_on or (spec.safety.dry_run and shaving))
+        if decided.mode == "shave" or (acting and decided.mode == "hold"):
+            phase = "Acting"
+        elif decided.mode == "restore" and (changed or battery_on):
+            phase = "Restoring"
+        else:
+            phase = "Watching"
+        if acting:
+            what = ", ".join(sorted(w.key for w in changed)) + (" and the battery" if battery_on else "")
+            acting_msg = (f"would shave {sum(a.expected_watts for a in shaving):.0f} W (dry-run)"
+                          if spec.safety.dry_run else f"holding changes on {what or 'nothing'}")
+        else:
+            acting_msg = "nothing changed by this policy"
+        forecast_msg = (f"p{spec.forecast.confidence * 100:g} upper bound {view.forecast_peak_w:.0f} W over "
+                        f"{spec.forecast.horizon_seconds} s" if view.forecast_peak_w is not None else "no forecast")
+        if view.mode == "reactive":
+            forecast_msg = f"reactive control: {view.reason}"
+            if mem.reasons.get("reactive") != view.reason:
+                result.events.append(Event("Warning", "ReactiveControl", forecast_msg))
+            mem.reasons["reactive"] = view.reason
+        elif mem.reasons.pop("reactive", None) is not None:
+            result.events.append(Event("Normal", "PredictiveControl", f"forecast trusted again: {forecast_msg}"))
+        ready_msg = (f"{len(inventory.nodes)} nodes, {len(inventory.workloads)} workloads; {decided.mode}; "
+                     + "; ".join([*decided.notes, *inventory.notes]))
+        conditions = [
+            _condition(prev, "Ready", "True", "Reconciled", ready_msg.rstrip("; "), now, generation),
+            _condition(prev, "Degraded", "False", "TelemetryOk", "telemetry is fresh", now, generation),
+            _condition(prev, "ForecastHealthy", "True" if view.mode == "predictive" else "False",
+                       "Predictive" if view.mode == "predictive" else "Reactive", forecast_msg, now, generation),
+            _condition(prev, "Acting", "True" if acting else "False", "Shaving" if acting else "Idle", acting_msg,
+                       now, generation),
+        ]
+        result.status.update({
+            "observedGeneration": generation, "phase": phase, "observedWatts": round(view.load_w, 1),
+            "forecastPeakWatts": round(view.forecast_peak_w, 1) if view.forecast_peak_w is not None else None,
+            "peakRisk": view.peak_risk, "conditions": conditions, "controlMode": view.mode,
+            "forecastErrorFraction": round(error, 4) if error is not None else None,
+            "uncoveredWatts": round(decided.uncovered_w, 1),
+        })
+        metrics.OBSERVED.labels(name).set(view.load_w)
+        metrics.FORECAST.labels(name).set(view.forecast_peak_w if view.forecast_peak_w is not None else float("nan"))
+        metrics.BUDGET.labels(name).set(spec.budget.cap_watts)
+        metrics.TRIGGER.labels(name).set(spec.budget.effective_trigger_watts)
+        metrics.PEAK_RISK.labels(name).set(view.peak_risk if view.peak_risk is not None else float("nan"))
+        metrics.FORECAST_ERROR.labels(name).set(error if error is not None else float("nan"))
+        metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
+        metrics.SHAVED.labels(name).set(sum(w.watts_per_replica * ((w.original_replicas or w.replicas) - w.replicas)
+                                            if not w.is_job else (w.replicas * w.watts_per_replica if w.suspended
+                                                                  else 0) for w in changed))
+

@@ -1,0 +1,122 @@
+"""Kopf handlers: the only module that knows about Kopf.
+
+A daemon per PowerPolicy runs one control period every ``spec.safety.periodSeconds`` (the spec
+is a live view, so edits apply at the next period), writes the status through the status
+subresource and posts one Event per action. Deleting a policy releases everything it changed.
+Peering keeps two replicas from acting at once: only the highest-priority live peer runs
+daemons, the others stand by.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+from pydantic import ValidationError
+
+from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
+from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
+from gridshift.operator.control import PeriodResult, PolicyController
+from gridshift.planner import Action
+
+_state: dict[str, Any] = {"controller": None, "prometheus_url": None}
+
+
+def kubernetes_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else $KUBECONFIG (or ~/.kube/config)."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def configure(prometheus_url: str | None) -> None:
+    _state["prometheus_url"] = prometheus_url
+
+
+def controller() -> PolicyController:
+    if _state["controller"] is None:
+        _state["controller"] = PolicyController(kubernetes_client(), _state["prometheus_url"])
+    return _state["controller"]
+
+
+@kopf.on.startup()
+def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.level = logging.INFO
+    # Kopf keeps its bookkeeping in annotations: the status belongs to the PowerPolicy schema.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.gridshift.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kopf.gridshift.io")
+    settings.persistence.finalizer = "gridshift.io/release"
+    controller()
+
+
+def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Logger) -> None:
+    api = client.CustomObjectsApi(controller().api)
+    try:
+        api.patch_cluster_custom_object_status(API_GROUP, API_VERSION, PLURAL, name, {"status": result.status})
+    except client.ApiException as exc:
+        logger.warning(f"status of {name} not written: {exc.status} {exc.reason}")
+    for event in result.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        if event.target is not None:
+            kopf.event(event.target, type=event.type, reason=event.reason, message=f"PowerPolicy {name}: "
+                       f"{event.message}")
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0)
+def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
+    """One control period, then sleep until the next; exits when the policy is deleted."""
+    while not stopped:
+        started = time.monotonic()
+        period = 15.0
+        try:
+            spec = PowerPolicySpec.model_validate(dict(body.get("spec") or {}))
+        except ValidationError as exc:
+            fields = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            status = dict(body.get("status") or {})
+            status.update({"phase": "Degraded", "conditions": [
+                {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": fields[:32000],
+                 "lastTransitionTime": rfc3339(time.time())}]})
+            _write(name, body, PeriodResult(status, []), logger)
+            logger.error(f"invalid spec: {fields}")
+        else:
+            period = float(spec.safety.period_seconds)
+            result = controller().run_once(name, spec, dict(body.get("status") or {}),
+                                           generation=body.get("metadata", {}).get("generation"))
+            _write(name, body, result, logger)
+        stopped.wait(max(0.05, period - (time.monotonic() - started)))
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+def release(name: str, spec: kopf.Spec, logger: logging.Logger, **_: Any) -> None:
+    """Give back everything the deleted policy changed: original replicas, resumed Jobs, idle battery."""
+    ctl = controller()
+    try:
+        parsed = PowerPolicySpec.model_validate(dict(spec))
+    except ValidationError:
+        logger.warning("spec invalid at deletion; nothing it could have changed")
+        return
+    nodes = ctl.inventory.nodes(parsed)
+    inventory = ctl.inventory.read(name, parsed, nodes)
+    actuator = KubernetesActuator(ctl.api, name, dry_run=False)
+    now = time.time()
+    for w in inventory.workloads:
+        if w.managed_by != name:
+            continue
+        if w.is_job:
+            action = Action("suspend", "resume", w.key, 0.0, "policy deleted")
+        else:
+            action = Action("scaleDown", "scaleUp", w.key, 0.0, "policy deleted",
+                            replicas=w.original_replicas or w.replicas)
+        logger.info(actuator.apply(action, now).message)
+    battery = inventory.battery
+    if battery is not None and battery.managed_by == name:
+        logger.info(actuator.apply(Action("battery", "idle", battery.key, 0.0, "policy deleted", setpoint_w=0.0),
+                                   now).message)
+    ctl.forget(name)

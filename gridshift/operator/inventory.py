@@ -1,0 +1,196 @@
+"""What a policy governs, read from the cluster: its nodes, the workloads running on them (with
+priority, floor, protection and watts per replica) and its battery. Read-only."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from gridshift.actuators.kubernetes import parse_rfc3339
+from gridshift.api import annotations as ann
+from gridshift.api.powerpolicy import API_GROUP, API_VERSION, LabelSelector, PowerPolicySpec
+from gridshift.planner import BatteryState, Workload
+
+GPU = "nvidia.com/gpu"
+
+
+def selector_string(sel: LabelSelector) -> str:
+    """A LabelSelector in the API server's ``labelSelector`` query syntax."""
+    parts = [f"{k}={v}" for k, v in sorted(sel.match_labels.items())]
+    for req in sel.match_expressions:
+        if req.operator == "In":
+            parts.append(f"{req.key} in ({','.join(req.values)})")
+        elif req.operator == "NotIn":
+            parts.append(f"{req.key} notin ({','.join(req.values)})")
+        elif req.operator == "Exists":
+            parts.append(req.key)
+        else:
+            parts.append(f"!{req.key}")
+    return ",".join(parts)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def _int(value: str | None, default: int | None = None) -> int | None:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _gpus(template: Any) -> int:
+    total = 0
+    for c in template.spec.containers or []:
+        res = c.resources
+        for source in (res.limits if res else None, res.requests if res else None):
+            if source and GPU in source:
+                total += int(source[GPU])
+                break
+    return total
+
+
+def owner_key(pod: Any) -> str | None:
+    """The workload a pod belongs to, as ``Kind/namespace/name``."""
+    for ref in pod.metadata.owner_references or []:
+        ns = pod.metadata.namespace
+        if ref.kind == "Job":
+            return f"Job/{ns}/{ref.name}"
+        if ref.kind == "StatefulSet":
+            return f"StatefulSet/{ns}/{ref.name}"
+        if ref.kind == "ReplicaSet":
+            suffix = "-" + (pod.metadata.labels or {}).get("pod-template-hash", "")
+            if suffix != "-" and ref.name.endswith(suffix):
+                return f"Deployment/{ns}/{ref.name[: -len(suffix)]}"
+    return None
+
+
+@dataclass
+class Inventory:
+    nodes: list[str]
+    workloads: list[Workload]
+    pods: dict[str, list[str]] = field(default_factory=dict)  # workload key -> pod names on governed nodes
+    battery: BatteryState | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class InventoryReader:
+    def __init__(self, api: client.ApiClient):
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.sched = client.SchedulingV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def nodes(self, spec: PowerPolicySpec) -> list[str]:
+        """Names of the nodes the policy governs."""
+        return [n.metadata.name for n in self.core.list_node(
+            label_selector=selector_string(spec.scope.node_selector)).items]
+
+    def read(self, name: str, spec: PowerPolicySpec, nodes: list[str],
+             pod_watts: dict[tuple[str, str], float] | None = None) -> Inventory:
+        pod_watts = pod_watts or {}
+        node_set = set(nodes)
+        namespaces = {n.metadata.name for n in self.core.list_namespace(
+            label_selector=selector_string(spec.workloads.namespace_selector)).items}
+        pods: dict[str, list[str]] = defaultdict(list)
+        measured: dict[str, list[float]] = defaultdict(list)
+        for pod in self.core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items:
+            if pod.spec.node_name not in node_set or pod.metadata.namespace not in namespaces:
+                continue
+            key = owner_key(pod)
+            if key is None:
+                continue
+            pods[key].append(pod.metadata.name)
+            if (pod.metadata.namespace, pod.metadata.name) in pod_watts:
+                measured[key].append(pod_watts[(pod.metadata.namespace, pod.metadata.name)])
+
+        priorities = {pc.metadata.name: pc.value for pc in self.sched.list_priority_class().items}
+        hpa_floor: dict[str, int] = {}
+        for hpa in self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces().items:
+            ref = hpa.spec.scale_target_ref
+            hpa_floor[f"{ref.kind}/{hpa.metadata.namespace}/{ref.name}"] = hpa.spec.min_replicas or 1
+
+        selector = selector_string(spec.workloads.selector)
+        objects: list[tuple[str, Any]] = [
+            *(("Deployment", d) for d in self.apps.list_deployment_for_all_namespaces(label_selector=selector).items),
+            *(("StatefulSet", s) for s in self.apps.list_stateful_set_for_all_namespaces(
+                label_selector=selector).items),
+            *(("Job", j) for j in self.batch.list_job_for_all_namespaces(label_selector=selector).items),
+        ]
+        workloads = []
+        for kind, obj in objects:
+            meta = obj.metadata
+            key = f"{kind}/{meta.namespace}/{meta.name}"
+            notes = meta.annotations or {}
+            owner = notes.get(ann.MANAGED_BY)
+            if meta.namespace not in namespaces or (key not in pods and owner != name):
+                continue
+            if kind == "Job" and _job_finished(obj):
+                continue
+            template = obj.spec.template
+            wpr = _watts_per_replica(measured.get(key), notes, _gpus(template), spec.workloads.watts_per_gpu)
+            priority = _int(notes.get(ann.PRIORITY))
+            if priority is None:
+                priority = priorities.get(template.spec.priority_class_name or "", 0)
+            if kind == "Job":
+                replicas = obj.spec.parallelism if obj.spec.parallelism is not None else 1
+                floor = 0
+            else:
+                replicas = obj.spec.replicas if obj.spec.replicas is not None else 1
+                floor = _int(notes.get(ann.MIN_REPLICAS)) or hpa_floor.get(key, 0) or 0
+            workloads.append(Workload(
+                kind=kind, namespace=meta.namespace, name=meta.name, replicas=replicas, watts_per_replica=wpr,
+                priority=priority, floor=floor,
+                protected=_truthy((meta.labels or {}).get(ann.PROTECTED)) or _truthy(notes.get(ann.PROTECTED)),
+                suspended=bool(kind == "Job" and obj.spec.suspend), managed_by=owner,
+                original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
+                last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),
+                checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
+                checkpoint_completed=bool(notes.get(ann.CHECKPOINT_COMPLETED)),
+            ))
+        inventory = Inventory(nodes, workloads, dict(pods))
+        if spec.storage is not None:
+            inventory.battery = self._battery(spec.storage.energy_storage_ref, inventory.notes)
+        return inventory
+
+    def _battery(self, ref: str, notes: list[str]) -> BatteryState | None:
+        try:
+            obj = self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", ref)
+        except client.ApiException as exc:
+            why = "not found" if exc.status == 404 else exc.reason
+            notes.append(f"EnergyStorage {ref}: {why}; battery rung skipped")
+            return None
+        soc = (obj.get("status") or {}).get("socFraction")
+        if soc is None:
+            notes.append(f"EnergyStorage {ref} reports no state of charge yet; battery rung skipped")
+            return None
+        spec = obj["spec"]
+        return BatteryState(ref, soc_fraction=float(soc), capacity_wh=float(spec["capacityWattHours"]),
+                            max_discharge_w=float(spec["maxDischargeWatts"]),
+                            setpoint_w=float(spec.get("setpointWatts", 0.0)),
+                            managed_by=(obj["metadata"].get("annotations") or {}).get(ann.MANAGED_BY))
+
+
+def _job_finished(job: Any) -> bool:
+    for cond in (job.status.conditions or []) if job.status else []:
+        if cond.type in ("Complete", "Failed") and cond.status == "True":
+            return True
+    return False
+
+
+def _watts_per_replica(measured: list[float] | None, notes: dict[str, str], gpus: int, watts_per_gpu: float) -> float:
+    """Measured pod power first, then the annotation, then GPUs x the policy's watts per GPU."""
+    if measured:
+        return sum(measured) / len(measured)
+    if ann.WATTS_PER_REPLICA in notes:
+        try:
+            return max(0.0, float(notes[ann.WATTS_PER_REPLICA]))
+        except ValueError:
+            pass
+    return gpus * watts_per_gpu

@@ -1,0 +1,40 @@
+"""The operator's Prometheus metrics (``gridshift_*``), served on /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+OBSERVED = Gauge("gridshift_observed_watts", "Latest measured power of the governed nodes.", ["policy"],
+                 registry=REGISTRY)
+FORECAST = Gauge("gridshift_forecast_watts", "Forecast upper bound over the policy's horizon.", ["policy"],
+                 registry=REGISTRY)
+BUDGET = Gauge("gridshift_budget_watts", "The policy's power cap.", ["policy"], registry=REGISTRY)
+TRIGGER = Gauge("gridshift_trigger_watts", "Forecast level at which the policy acts.", ["policy"], registry=REGISTRY)
+PEAK_RISK = Gauge("gridshift_peak_risk_ratio", "Probability of crossing the cap within the horizon.", ["policy"],
+                  registry=REGISTRY)
+FORECAST_ERROR = Gauge("gridshift_forecast_error_ratio",
+                       "Recent mean absolute forecast error over mean measured power.", ["policy"], registry=REGISTRY)
+DEGRADED = Gauge("gridshift_policy_degraded", "1 while the policy holds because its telemetry cannot be trusted.",
+                 ["policy"], registry=REGISTRY)
+REACTIVE = Gauge("gridshift_policy_reactive", "1 while the policy acts on measured power instead of the forecast.",
+                 ["policy"], registry=REGISTRY)
+ACTIONS = Counter("gridshift_actions_total", "Actions decided, by rung and verb; dry_run says if only reported.",
+                  ["policy", "rung", "verb", "dry_run"], registry=REGISTRY)
+WOULD_SHAVE = Gauge("gridshift_would_shave_watts", "Watts the last period's actions would shave (dry-run only).",
+                    ["policy"], registry=REGISTRY)
+SHAVED = Gauge("gridshift_shaved_watts", "Expected watts currently shaved by the policy's applied actions.",
+               ["policy"], registry=REGISTRY)
+LOOP_SECONDS = Histogram("gridshift_loop_duration_seconds", "Duration of one control period's work.", ["policy"],
+                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+
+
+def forget(policy: str) -> None:
+    """Drop a deleted policy's series."""
+    for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, DEGRADED, REACTIVE,
+                   WOULD_SHAVE, SHAVED):
+        with contextlib.suppress(KeyError):
+            metric.remove(policy)

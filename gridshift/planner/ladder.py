@@ -1,0 +1,316 @@
+"""The response ladder as a pure function: ``plan(PlanInput) -> Plan``.
+
+Conventions: power is in watts, time in seconds since the epoch. The *grid peak* is the forecast
+upper bound of the governed load minus what the battery already discharges. When it exceeds the
+trigger the planner *shaves*: it walks the ladder cheapest rung first (battery, scale down,
+checkpoint-then-suspend) and stops as soon as the shortfall is covered, so no plan overshoots what
+is needed by more than one step (one replica, one Job, never a fraction of a battery). When the
+grid peak falls below ``trigger x (1 - hysteresis)`` it *restores*: the ladder backwards, highest
+priority first, and never more watts than the ramp allows since the last change. In between it
+holds. Protected objects, objects another policy changed, objects in cooldown and replicas below a
+floor are never touched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Kind = Literal["Deployment", "StatefulSet", "Job"]
+Verb = Literal["discharge", "idle", "scaleDown", "scaleUp", "checkpoint", "suspend", "resume"]
+Mode = Literal["shave", "hold", "restore"]
+
+# Restore allowance accrues at the ramp rate for at most this long without a change.
+MAX_RAMP_ACCRUAL_S = 600.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Deployment, StatefulSet or Job as the planner sees it."""
+
+    kind: Kind
+    namespace: str
+    name: str
+    replicas: int
+    watts_per_replica: float
+    priority: int = 0
+    floor: int = 0
+    protected: bool = False
+    suspended: bool = False
+    managed_by: str | None = None
+    original_replicas: int | None = None
+    last_action_at: float | None = None
+    checkpoint_requested_at: float | None = None
+    checkpoint_completed: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @property
+    def is_job(self) -> bool:
+        return self.kind == "Job"
+
+    @property
+    def watts(self) -> float:
+        return 0.0 if self.suspended else self.replicas * self.watts_per_replica
+
+
+@dataclass(frozen=True)
+class BatteryState:
+    """The battery behind the governed nodes. ``setpoint_w`` > 0 discharges."""
+
+    name: str
+    soc_fraction: float
+    capacity_wh: float
+    max_discharge_w: float
+    setpoint_w: float = 0.0
+    managed_by: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"EnergyStorage/{self.name}"
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """The policy's safety limits, in planner units."""
+
+    cooldown_s: float = 60.0
+    max_actions: int = 3
+    ramp_w_per_min: float = 1e12
+    hysteresis: float = 0.05
+    reserve_fraction: float = 0.2
+    max_discharge_w: float | None = None
+    checkpoint_deadline_s: float = 300.0
+    on_timeout: Literal["suspend", "skip"] = "suspend"
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    policy: str
+    now: float
+    trigger_w: float
+    expected_peak_w: float
+    ladder: tuple[str, ...]
+    workloads: tuple[Workload, ...] = ()
+    battery: BatteryState | None = None
+    limits: PlanLimits = field(default_factory=PlanLimits)
+    horizon_s: float = 30.0
+    period_s: float = 15.0
+    ramp_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    rung: str
+    verb: Verb
+    target: str
+    expected_watts: float
+    reason: str
+    replicas: int | None = None
+    setpoint_w: float | None = None
+    checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: Mode
+    grid_peak_w: float
+    shortfall_w: float
+    actions: tuple[Action, ...]
+    uncovered_w: float = 0.0
+    restore_allowance_w: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+def _kw(watts: float) -> str:
+    return f"{watts / 1000:.1f} kW"
+
+
+def battery_available_w(battery: BatteryState, limits: PlanLimits, horizon_s: float, period_s: float) -> float:
+    """Discharge power the battery can hold over the horizon without going below its reserve."""
+    above_reserve_wh = max(0.0, (battery.soc_fraction - limits.reserve_fraction) * battery.capacity_wh)
+    sustain_w = above_reserve_wh * 3600.0 / max(horizon_s, period_s, 1.0)
+    cap = battery.max_discharge_w if limits.max_discharge_w is None else min(battery.max_discharge_w,
+                                                                             limits.max_discharge_w)
+    return max(0.0, min(cap, sustain_w))
+
+
+class _Budget:
+    """Counts actions against max_actions."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+        self.actions: list[Action] = []
+
+    def add(self, action: Action) -> bool:
+        if self.left <= 0:
+            return False
+        self.actions.append(action)
+        self.left -= 1
+        return True
+
+
+def _ours(inp: PlanInput, managed_by: str | None) -> bool:
+    return managed_by in (None, inp.policy)
+
+
+def _cooling(inp: PlanInput, w: Workload) -> bool:
+    return w.last_action_at is not None and inp.now - w.last_action_at < inp.limits.cooldown_s
+
+
+def _deadline_passed(inp: PlanInput, w: Workload) -> bool:
+    assert w.checkpoint_requested_at is not None
+    return inp.now - w.checkpoint_requested_at >= inp.limits.checkpoint_deadline_s
+
+
+def plan(inp: PlanInput) -> Plan:
+    """One control period's decisions."""
+    battery = inp.battery if "battery" in inp.ladder else None
+    discharging = battery.setpoint_w if battery is not None and battery.setpoint_w > 0 else 0.0
+    grid_peak = inp.expected_peak_w - discharging
+    need = grid_peak - inp.trigger_w
+    budget = _Budget(inp.limits.max_actions)
+    notes: list[str] = []
+
+    # A battery at or below its reserve stops discharging whatever the load does.
+    if battery is not None and _ours(inp, battery.managed_by) and discharging > 0:
+        available = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s)
+        if discharging > available + 1e-6:
+            budget.add(Action("battery", "discharge" if available > 0 else "idle", battery.key,
+                              expected_watts=available - discharging, setpoint_w=available,
+                              reason=f"state of charge {battery.soc_fraction:.0%} near the reserve "
+                                     f"{inp.limits.reserve_fraction:.0%}: discharge limited to {_kw(available)}"))
+            grid_peak += discharging - available
+            need = grid_peak - inp.trigger_w
+            battery = replace(battery, setpoint_w=available)
+
+    pending = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and not w.suspended
+               and w.checkpoint_requested_at is not None and not w.protected]
+    pending_w = 0.0
+    for job in pending:
+        ready = job.checkpoint_completed or _deadline_passed(inp, job)
+        if need > 0 and ready:
+            if job.checkpoint_completed or inp.limits.on_timeout == "suspend":
+                why = "checkpoint confirmed" if job.checkpoint_completed else (
+                    f"no checkpoint after {inp.limits.checkpoint_deadline_s:.0f} s; onTimeout=suspend")
+                budget.add(Action("suspend", "suspend", job.key, job.watts, f"{why}; suspending"))
+                pending_w += job.watts
+        elif need > 0:
+            pending_w += job.watts  # will be shaved when its checkpoint completes
+
+    shortfall = need - pending_w
+    threshold = inp.trigger_w * (1.0 - inp.limits.hysteresis)
+    if shortfall > 0:
+        uncovered = _shave(inp, battery, shortfall, budget)
+        if uncovered > 0:
+            notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
+        return Plan("shave", grid_peak, shortfall, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
+    if grid_peak < threshold:
+        allowance = _restore(inp, battery, threshold - grid_peak, budget)
+        return Plan("restore", grid_peak, shortfall, tuple(budget.actions), restore_allowance_w=allowance,
+                    notes=tuple(notes))
+    return Plan("hold", grid_peak, shortfall, tuple(budget.actions), notes=tuple(notes))
+
+
+def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, budget: _Budget) -> float:
+    why = f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}"
+    for rung in inp.ladder:
+        if shortfall <= 0 or budget.left <= 0:
+            break
+        if rung == "battery" and battery is not None and _ours(inp, battery.managed_by):
+            headroom = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s) - battery.setpoint_w
+            if headroom > 1e-6:
+                delta = min(shortfall, headroom)
+                budget.add(Action("battery", "discharge", battery.key, delta, f"{why}; discharge {_kw(delta)} more",
+                                  setpoint_w=battery.setpoint_w + delta))
+                shortfall -= delta
+        elif rung == "scaleDown":
+            candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
+                          and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]
+            for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
+                if shortfall <= 0:
+                    break
+                n = min(w.replicas - w.floor, math.ceil(shortfall / w.watts_per_replica))
+                if not budget.add(Action("scaleDown", "scaleDown", w.key, n * w.watts_per_replica,
+                                         f"{why}; {w.replicas} -> {w.replicas - n} replicas (floor {w.floor})",
+                                         replicas=w.replicas - n)):
+                    break
+                shortfall -= n * w.watts_per_replica
+        elif rung == "suspend":
+            candidates = [w for w in inp.workloads if w.is_job and not w.protected and _ours(inp, w.managed_by)
+                          and not w.suspended and w.checkpoint_requested_at is None and w.watts > 0
+                          and not _cooling(inp, w)]
+            for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
+                if shortfall <= 0:
+                    break
+                if inp.limits.checkpoint_deadline_s <= 0:
+                    action = Action("suspend", "suspend", w.key, w.watts, f"{why}; no checkpoint deadline: suspend")
+                else:
+                    action = Action("suspend", "checkpoint", w.key, w.watts,
+                                    f"{why}; checkpoint requested, suspend within "
+                                    f"{inp.limits.checkpoint_deadline_s:.0f} s", checkpoint=True)
+                if not budget.add(action):
+                    break
+                shortfall -= w.watts
+    return max(0.0, shortfall)
+
+
+def restore_allowance_w(inp: PlanInput) -> float:
+    """Watts the ramp lets come back now: the ramp rate times the time since the last change."""
+    elapsed = inp.period_s if inp.ramp_since is None else max(0.0, inp.now - inp.ramp_since)
+    return inp.limits.ramp_w_per_min * min(elapsed, MAX_RAMP_ACCRUAL_S) / 60.0
+
+
+def _restore(inp: PlanInput, battery: BatteryState | None, headroom: float, budget: _Budget) -> float:
+    allowance = restore_allowance_w(inp)
+    room = min(allowance, headroom)
+    # Checkpoints asked for during the peak are no longer needed.
+    for w in inp.workloads:
+        if (w.is_job and w.managed_by == inp.policy and not w.suspended and w.checkpoint_requested_at is not None
+                and not _cooling(inp, w)):
+            budget.add(Action("suspend", "resume", w.key, 0.0, "peak passed before the checkpoint: request withdrawn"))
+    for rung in reversed(inp.ladder):
+        if budget.left <= 0:
+            break
+        if rung == "suspend":
+            jobs = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and w.suspended]
+            for w in sorted(jobs, key=lambda w: (-w.priority, w.key)):
+                watts = w.replicas * w.watts_per_replica
+                if _cooling(inp, w) or watts > room or not budget.add(
+                        Action("suspend", "resume", w.key, -watts, f"restore: {_kw(watts)} within ramp and headroom")):
+                    return allowance
+                room -= watts
+        elif rung == "scaleDown":
+            scaled = [w for w in inp.workloads if not w.is_job and w.managed_by == inp.policy
+                      and w.original_replicas is not None]
+            for w in sorted(scaled, key=lambda w: (-w.priority, w.key)):
+                assert w.original_replicas is not None
+                if _cooling(inp, w):
+                    return allowance
+                missing = w.original_replicas - w.replicas
+                if missing <= 0:
+                    budget.add(Action("scaleDown", "scaleUp", w.key, 0.0,
+                                      f"already at {w.replicas} replicas (recorded {w.original_replicas}): released",
+                                      replicas=w.replicas))
+                    continue
+                n = min(missing, int(room // w.watts_per_replica)) if w.watts_per_replica > 0 else missing
+                if n <= 0 or not budget.add(Action(
+                        "scaleDown", "scaleUp", w.key, -n * w.watts_per_replica,
+                        f"restore: {w.replicas} -> {w.replicas + n} of {w.original_replicas} replicas",
+                        replicas=w.replicas + n)):
+                    return allowance
+                room -= n * w.watts_per_replica
+                if n < missing:
+                    return allowance
+        elif rung == "battery" and battery is not None and battery.managed_by == inp.policy and battery.setpoint_w > 0:
+            delta = min(battery.setpoint_w, room)
+            if delta <= 0:
+                return allowance
+            left = battery.setpoint_w - delta
+            budget.add(Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
+                              f"restore: discharge {_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left))
+            room -= delta
+    return allowance

@@ -1,0 +1,96 @@
+"""From a window of measured watts to what the planner compares with the budget: the forecast
+upper bound over the horizon, the risk of crossing the cap, and whether the forecast can be
+trusted at all. Pure: the operator and the simulator feed it the same way."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from gridshift.forecaster.runtime import Forecaster, Persistence
+
+ControlMode = Literal["predictive", "reactive"]
+
+
+@dataclass(frozen=True)
+class Outlook:
+    load_w: float
+    expected_peak_w: float          # what the planner plans against
+    forecast_peak_w: float | None   # upper bound over the horizon (None: no usable forecast)
+    median_peak_w: float | None
+    peak_risk: float | None         # probability of crossing the cap within the horizon
+    mode: ControlMode
+    reason: str                     # why reactive, or "" when predictive
+    predictions: tuple[tuple[float, float], ...] = ()  # (time the forecast is for, p50 watts)
+
+
+def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
+    """``levels``: (quantile, watts) pairs ascending. The risk is one minus the highest quantile whose
+    bound stays below the cap (1 when even the median reaches it)."""
+    below = [q for q, watts in levels if watts < cap_w]
+    return round(1.0 - max(below), 4) if below else 1.0
+
+
+def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, *, horizon_s: float,
+            confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "") -> Outlook:
+    """The forecast view of one control period. Too short a history, a model without an upper bound,
+    or an untrusted forecast all fall back to reactive control on the measured load."""
+    load = float(values[-1])
+    if isinstance(model, Persistence):
+        return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
+    window = model.meta.window
+    if len(values) < window:
+        return Outlook(load, load, None, None, None, "reactive",
+                       f"warming up: {len(values)} of {window} samples of history")
+    fc = model.predict(values[-window:])
+    horizons = np.asarray(fc.horizons_s)
+    use = horizons <= horizon_s + 1e-9
+    if not use.any():
+        use[0] = True
+    p50 = fc.p50[0]
+    predictions = tuple((newest_time + float(h), float(v)) for h, v in zip(horizons, p50, strict=True))
+    median_peak = float(p50[use].max())
+    if fc.upper is None:
+        return Outlook(load, load, None, median_peak, None, "reactive", "model has no upper bound", predictions)
+    upper_peak = float(fc.upper_at(confidence)[0][use].max())
+    levels = [(0.5, median_peak)] + [(q, float(fc.upper[0, i][use].max())) for i, q in enumerate(fc.quantiles)]
+    risk = crossing_risk(levels, cap_w)
+    if not forecast_trusted:
+        return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions)
+    return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions)
+
+
+class ErrorTracker:
+    """Compares past p50 forecasts with what was then measured. ``fraction`` is the mean absolute
+    error over the mean measured power of the last ``keep`` matured forecasts."""
+
+    def __init__(self, keep: int = 60, min_samples: int = 10):
+        self.pending: deque[tuple[float, float]] = deque(maxlen=1000)
+        self.errors: deque[tuple[float, float]] = deque(maxlen=keep)
+        self.min_samples = min_samples
+
+    def add(self, predictions: tuple[tuple[float, float], ...]) -> None:
+        self.pending.extend(predictions)
+
+    def settle(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Score every pending forecast whose time is covered by the measured series."""
+        if len(times) == 0:
+            return
+        keep: deque[tuple[float, float]] = deque(maxlen=self.pending.maxlen)
+        for when, predicted in self.pending:
+            if when <= times[-1] and when >= times[0]:
+                actual = float(np.interp(when, times, values))
+                self.errors.append((abs(predicted - actual), actual))
+            elif when > times[-1]:
+                keep.append((when, predicted))
+        self.pending = keep
+
+    @property
+    def fraction(self) -> float | None:
+        if len(self.errors) < self.min_samples:
+            return None
+        err = np.array(self.errors)
+        return float(err[:, 0].mean() / max(err[:, 1].mean(), 1.0))

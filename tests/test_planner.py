@@ -1,0 +1,230 @@
+"""The planner's promises, as properties over generated clusters and as worked examples."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
+from gridshift.planner.ladder import battery_available_w, restore_allowance_w
+
+POLICY = "site-a"
+NOW = 10_000.0
+
+
+@st.composite
+def workloads(draw) -> tuple[Workload, ...]:
+    out = []
+    for i in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["Deployment", "StatefulSet", "Job"]))
+        replicas = draw(st.integers(0, 12))
+        suspended = kind == "Job" and draw(st.booleans())
+        managed_by = draw(st.sampled_from([None, None, POLICY, "other-policy"]))
+        original = None
+        if kind != "Job" and managed_by is not None:
+            original = replicas + draw(st.integers(0, 6))
+        requested = None
+        if kind == "Job" and managed_by == POLICY and not suspended and draw(st.booleans()):
+            requested = NOW - draw(st.floats(0, 1000))
+        out.append(Workload(
+            kind=kind, namespace="ns", name=f"w{i}", replicas=replicas,
+            watts_per_replica=draw(st.floats(50, 6000)), priority=draw(st.integers(-5, 5)),
+            floor=draw(st.integers(0, 3)) if kind != "Job" else 0, protected=draw(st.booleans()),
+            suspended=suspended, managed_by=managed_by, original_replicas=original,
+            last_action_at=draw(st.one_of(st.none(), st.floats(NOW - 300, NOW))),
+            checkpoint_requested_at=requested, checkpoint_completed=requested is not None and draw(st.booleans()),
+        ))
+    return tuple(out)
+
+
+@st.composite
+def inputs(draw) -> PlanInput:
+    battery = None
+    if draw(st.booleans()):
+        battery = BatteryState("ess", soc_fraction=draw(st.floats(0, 1)), capacity_wh=draw(st.floats(1e3, 1e6)),
+                               max_discharge_w=draw(st.floats(1e3, 5e5)), setpoint_w=draw(st.floats(0, 2e5)),
+                               managed_by=draw(st.sampled_from([None, POLICY])))
+    ladder = tuple(draw(st.permutations(["battery", "scaleDown", "suspend"])))
+    limits = PlanLimits(cooldown_s=draw(st.floats(0, 120)), max_actions=draw(st.integers(1, 10)),
+                        ramp_w_per_min=draw(st.floats(100, 1e5)), hysteresis=draw(st.floats(0, 0.3)),
+                        reserve_fraction=draw(st.floats(0, 0.9)),
+                        checkpoint_deadline_s=draw(st.sampled_from([0.0, 60.0, 300.0])),
+                        on_timeout=draw(st.sampled_from(["suspend", "skip"])))
+    return PlanInput(policy=POLICY, now=NOW, trigger_w=draw(st.floats(1e3, 1e5)),
+                     expected_peak_w=draw(st.floats(0, 2e5)), ladder=ladder, workloads=draw(workloads()),
+                     battery=battery, limits=limits, period_s=15.0,
+                     ramp_since=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))))
+
+
+def _by_key(inp: PlanInput) -> dict[str, Workload]:
+    return {w.key: w for w in inp.workloads}
+
+
+@settings(max_examples=400, deadline=None)
+@given(inputs())
+def test_floors_protection_and_ownership_always_hold(inp: PlanInput) -> None:
+    result = plan(inp)
+    by_key = _by_key(inp)
+    assert len(result.actions) <= inp.limits.max_actions
+    for a in result.actions:
+        if a.target.startswith("EnergyStorage/"):
+            assert inp.battery is not None and inp.battery.managed_by in (None, POLICY)
+            assert a.setpoint_w is not None
+            assert a.setpoint_w <= battery_available_w(inp.battery, inp.limits, inp.horizon_s, inp.period_s) + 1e-6 \
+                or a.expected_watts < 0, "discharge above what the reserve allows"
+            continue
+        w = by_key[a.target]
+        assert not (w.protected and a.expected_watts > 0), f"shaved protected {a.target}"
+        assert w.managed_by in (None, POLICY), f"touched {a.target}, which another policy changed"
+        if a.verb == "scaleDown":
+            assert a.replicas is not None and a.replicas >= w.floor, f"{a.target} below its floor"
+            assert a.replicas < w.replicas
+        if a.verb == "scaleUp":
+            assert a.replicas is not None and w.original_replicas is not None
+            assert a.replicas <= max(w.original_replicas, w.replicas), "restored above the recorded replicas"
+        if a.verb in ("scaleDown", "checkpoint") or (a.verb == "suspend" and w.checkpoint_requested_at is None):
+            assert not (w.last_action_at is not None and NOW - w.last_action_at < inp.limits.cooldown_s), \
+                f"{a.target} acted on inside its cooldown"
+
+
+@settings(max_examples=400, deadline=None)
+@given(inputs())
+def test_lowest_priority_goes_first(inp: PlanInput) -> None:
+    result = plan(inp)
+    if result.mode != "shave":
+        return
+    by_key = _by_key(inp)
+    for verb in ("scaleDown", "checkpoint"):
+        prios = [by_key[a.target].priority for a in result.actions if a.verb == verb]
+        assert prios == sorted(prios), f"{verb} actions out of priority order: {prios}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(inputs())
+def test_shaving_never_exceeds_the_need_by_more_than_one_step(inp: PlanInput) -> None:
+    result = plan(inp)
+    if result.mode != "shave":
+        return
+    shaves = [a for a in result.actions if a.verb in ("discharge", "scaleDown", "checkpoint", "suspend")
+              and a.expected_watts > 0 and a.target not in _pending_keys(inp)]
+    if not shaves:
+        return
+    by_key = _by_key(inp)
+
+    def step(a) -> float:
+        if a.verb == "discharge":
+            return 0.0
+        w = by_key[a.target]
+        return w.watts_per_replica if a.verb == "scaleDown" else w.watts
+
+    total = sum(a.expected_watts for a in shaves)
+    before_last = total - shaves[-1].expected_watts
+    assert before_last < result.shortfall_w + 1e-6, "kept acting after the shortfall was covered"
+    assert total - result.shortfall_w <= step(shaves[-1]) + 1e-6, "last action shaved more than one step beyond need"
+
+
+def _pending_keys(inp: PlanInput) -> set[str]:
+    return {w.key for w in inp.workloads if w.checkpoint_requested_at is not None}
+
+
+@settings(max_examples=400, deadline=None)
+@given(inputs())
+def test_restore_never_overshoots_the_ramp_or_the_headroom(inp: PlanInput) -> None:
+    result = plan(inp)
+    restored = -sum(a.expected_watts for a in result.actions if a.expected_watts < 0
+                    and not (a.target.startswith("EnergyStorage/") and result.mode == "shave"))
+    if result.mode == "restore":
+        threshold = inp.trigger_w * (1 - inp.limits.hysteresis)
+        battery_fix = sum(a.expected_watts for a in result.actions
+                          if a.target.startswith("EnergyStorage/") and a.verb in ("idle", "discharge")
+                          and a.reason.startswith("state of charge"))
+        assert restored + battery_fix <= restore_allowance_w(inp) + 1e-6
+        assert restored + battery_fix <= threshold - (result.grid_peak_w) + 1e-6 or restored == -battery_fix
+    if result.mode in ("shave", "hold"):
+        assert all(a.verb not in ("scaleUp", "resume") or a.expected_watts == 0 for a in result.actions)
+
+
+# --- worked examples ----------------------------------------------------------------------------------------------
+
+
+def _dep(name: str, replicas: int, wpr: float = 1000, **kw) -> Workload:
+    return Workload("Deployment", "ns", name, replicas, wpr, **kw)
+
+
+def _job(name: str, replicas: int, wpr: float = 5600, **kw) -> Workload:
+    return Workload("Job", "ns", name, replicas, wpr, **kw)
+
+
+def test_battery_first_then_lowest_priority_inference() -> None:
+    inp = PlanInput(POLICY, NOW, trigger_w=50_000, expected_peak_w=60_000,
+                    ladder=("battery", "scaleDown", "suspend"),
+                    workloads=(_dep("chat", 6, priority=10), _dep("batch-embed", 4, priority=1, floor=1)),
+                    battery=BatteryState("ess", soc_fraction=0.6, capacity_wh=2_000, max_discharge_w=4_000))
+    result = plan(inp)
+    assert result.mode == "shave"
+    assert [(a.verb, a.target) for a in result.actions] == [
+        ("discharge", "EnergyStorage/ess"), ("scaleDown", "Deployment/ns/batch-embed"),
+        ("scaleDown", "Deployment/ns/chat")]
+    assert result.actions[0].setpoint_w == 4_000
+    assert result.actions[1].replicas == 1           # floor 1
+    assert result.actions[2].replicas == 3           # 10 kW - 4 kW battery - 3 kW = 3 kW more
+
+
+def test_battery_is_never_discharged_below_its_reserve() -> None:
+    battery = BatteryState("ess", soc_fraction=0.2, capacity_wh=100_000, max_discharge_w=50_000, setpoint_w=30_000,
+                           managed_by=POLICY)
+    inp = PlanInput(POLICY, NOW, trigger_w=10_000, expected_peak_w=40_000, ladder=("battery",), battery=battery,
+                    limits=PlanLimits(reserve_fraction=0.2))
+    result = plan(inp)
+    assert result.actions[0].verb == "idle" and result.actions[0].setpoint_w == 0
+    assert result.uncovered_w == 30_000
+
+
+def test_job_checkpoints_then_suspends_when_confirmed_or_at_the_deadline() -> None:
+    limits = PlanLimits(checkpoint_deadline_s=120)
+    train = _job("train", 2)
+    first = plan(PlanInput(POLICY, NOW, 10_000, 20_000, ("suspend",), (train,), limits=limits))
+    assert [(a.verb, a.checkpoint) for a in first.actions] == [("checkpoint", True)]
+
+    asked = Workload(**{**train.__dict__, "managed_by": POLICY, "checkpoint_requested_at": NOW, "last_action_at": NOW})
+    waiting = plan(PlanInput(POLICY, NOW + 30, 10_000, 20_000, ("suspend",), (asked,), limits=limits))
+    assert waiting.actions == (), "the pending checkpoint already covers the shortfall"
+
+    done = Workload(**{**asked.__dict__, "checkpoint_completed": True})
+    assert [a.verb for a in plan(PlanInput(POLICY, NOW + 30, 10_000, 20_000, ("suspend",), (done,),
+                                           limits=limits)).actions] == ["suspend"]
+    late = plan(PlanInput(POLICY, NOW + 121, 10_000, 20_000, ("suspend",), (asked,), limits=limits))
+    assert [a.verb for a in late.actions] == ["suspend"]
+    skip = plan(PlanInput(POLICY, NOW + 121, 10_000, 20_000, ("suspend",), (asked,),
+                          limits=PlanLimits(checkpoint_deadline_s=120, on_timeout="skip")))
+    assert [a.verb for a in skip.actions] == [], "onTimeout=skip leaves the job running"
+
+
+def test_restore_runs_the_ladder_backwards_within_the_ramp() -> None:
+    scaled = _dep("chat", 2, managed_by=POLICY, original_replicas=6, last_action_at=NOW - 600)
+    suspended = _job("train", 1, wpr=3_000, suspended=True, managed_by=POLICY, last_action_at=NOW - 600)
+    battery = BatteryState("ess", 0.5, 10_000, 5_000, setpoint_w=2_000, managed_by=POLICY)
+    inp = PlanInput(POLICY, NOW, trigger_w=50_000, expected_peak_w=20_000, ladder=("battery", "scaleDown", "suspend"),
+                    workloads=(scaled, suspended), battery=battery, period_s=15,
+                    limits=PlanLimits(ramp_w_per_min=20_000, max_actions=5), ramp_since=NOW - 15)
+    result = plan(inp)
+    assert result.mode == "restore"
+    assert result.restore_allowance_w == 5_000
+    # Suspended job (3 kW) first, then 2 of the 4 missing replicas (2 kW); the battery waits.
+    assert [(a.verb, a.target, a.replicas) for a in result.actions] == [
+        ("resume", "Job/ns/train", None), ("scaleUp", "Deployment/ns/chat", 4)]
+
+
+def test_hysteresis_band_holds() -> None:
+    scaled = _dep("chat", 2, managed_by=POLICY, original_replicas=6)
+    result = plan(PlanInput(POLICY, NOW, trigger_w=10_000, expected_peak_w=9_800, ladder=("scaleDown",),
+                            workloads=(scaled,), limits=PlanLimits(hysteresis=0.05)))
+    assert result.mode == "hold" and result.actions == ()
+
+
+def test_objects_changed_by_another_policy_are_left_alone() -> None:
+    theirs = _dep("chat", 6, managed_by="other-policy", original_replicas=8)
+    mine = _dep("embed", 6)
+    result = plan(PlanInput(POLICY, NOW, 10_000, 30_000, ("scaleDown",), (theirs, mine)))
+    assert {a.target for a in result.actions} == {"Deployment/ns/embed"}
+    assert result.uncovered_w == 20_000 - 6 * 1000 + 0  # embed goes to 0, 14 kW left uncovered
