@@ -29,6 +29,7 @@ from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
 RECENT_ACTIONS = 20
+SOURCE_QUERY = {"dcgm": "gpu_power", "kepler": "node_power", "pdu": "pdu_power"}
 EVENT_REASONS = {"discharge": "BatteryDischarge", "idle": "BatteryIdle", "scaleDown": "ScaleDown",
                  "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested", "suspend": "Suspend", "resume": "Resume"}
 
@@ -182,7 +183,7 @@ class PolicyController:
         step = model.meta.step_s if isinstance(model, Forecaster) else spec.telemetry.step_seconds
         window = model.meta.window if isinstance(model, Forecaster) else 120
         matcher = node_matcher(spec.telemetry.node_label, nodes)
-        query = getattr(spec.telemetry.queries, f"{spec.telemetry.source}_power").replace("$selector", matcher)
+        query = getattr(spec.telemetry.queries, SOURCE_QUERY[spec.telemetry.source]).replace("$selector", matcher)
         reader = self._reader(url)
         reading: Reading = reader.read(query, now, lookback_s=window * step + 5 * step, step_s=step,
                                        stale_after_s=spec.telemetry.stale_after_seconds)

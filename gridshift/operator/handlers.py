@@ -87,8 +87,15 @@ def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: log
             logger.error(f"invalid spec: {fields}")
         else:
             period = float(spec.safety.period_seconds)
-            result = controller().run_once(name, spec, dict(body.get("status") or {}),
-                                           generation=body.get("metadata", {}).get("generation"))
+            try:
+                result = controller().run_once(name, spec, dict(body.get("status") or {}),
+                                               generation=body.get("metadata", {}).get("generation"))
+            except Exception as exc:  # one bad period must not stop the policy's control
+                logger.exception("control period failed")
+                status = dict(body.get("status") or {})
+                status["phase"] = "Degraded"
+                kopf.warn(body, reason="PeriodFailed", message=f"{type(exc).__name__}: {exc}"[:1000])
+                result = PeriodResult(status, [])
             _write(name, body, result, logger)
         stopped.wait(max(0.05, period - (time.monotonic() - started)))
 

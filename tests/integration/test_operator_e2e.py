@@ -1,0 +1,296 @@
+"""The operator end to end: real API server, real Prometheus scraping the telemetry twin, the
+operator as its own process. A training surge that would break the cap is shaved within a
+period, survives an operator crash, and everything is restored after the surge; dry-run only
+reports; Prometheus going away makes the policy hold and say why."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from gridshift.devcluster.controlplane import free_port
+from gridshift.devcluster.twin import Twin
+from tests.conftest import Kube, eventually
+from tests.integration.power_lab import (
+    OperatorProcess,
+    Site,
+    delete_site,
+    inference,
+    new_site,
+    policy,
+    prom_query,
+    prom_range,
+    start_prometheus,
+    training,
+)
+
+pytestmark = pytest.mark.cluster
+
+GROUP, VERSION = "gridshift.io", "v1alpha1"
+GS = "gridshift.io/"
+
+
+@dataclass
+class Lab:
+    kube: Kube
+    twin: Twin
+    twin_port: int
+    prometheus_url: str
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def lab(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus not on PATH: apt-get install prometheus (CI installs it)")
+    tmp = tmp_path_factory.mktemp("power-lab")
+    port = free_port()
+    twin = Twin(kube.api).serve(port)
+    prom = start_prometheus(tmp / "prometheus", port)
+    try:
+        yield Lab(kube, twin, port, prom.url, tmp)
+    finally:
+        prom.stop()
+        twin.stop()
+
+
+@pytest.fixture
+def site(lab: Lab) -> Iterator[Site]:
+    s = new_site(lab.kube.api, count=3)
+    yield s
+    delete_site(lab.kube.api, s)
+
+
+def _power(url: str, site: Site) -> float | None:
+    result = prom_query(url, site.power_query)
+    return float(result[0]["value"][1]) if result else None
+
+
+def _pp(kube: Kube, name: str) -> dict:
+    return kube.custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
+
+
+def _condition(obj: dict, type_: str) -> dict:
+    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def _running_pods(kube: Kube, namespace: str, label: str) -> int:
+    pods = kube.core.list_namespaced_pod(namespace, label_selector=label).items
+    return sum(1 for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None)
+
+
+def _annotations(obj) -> dict:
+    return {k: v for k, v in (obj.metadata.annotations or {}).items() if k.startswith(GS) and
+            k not in (GS + "priority", GS + "min-replicas")}
+
+
+class CheckpointSidecar(threading.Thread):
+    """Plays the job's side of the handshake: answers gridshift.io/checkpoint-requested."""
+
+    def __init__(self, batch: client.BatchV1Api, namespace: str, name: str):
+        super().__init__(daemon=True)
+        self.batch, self.namespace, self.name = batch, namespace, name
+        self.stop = threading.Event()
+        self.answered = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(0.3):
+            try:
+                job = self.batch.read_namespaced_job(self.name, self.namespace)
+            except client.ApiException:
+                continue
+            notes = job.metadata.annotations or {}
+            if notes.get(GS + "checkpoint-requested") and not notes.get(GS + "checkpoint-completed"):
+                self.batch.patch_namespaced_job(self.name, self.namespace, {"metadata": {"annotations": {
+                    GS + "checkpoint-completed": f"s3://ckpt/{self.name}/{self.answered}"}}})
+                self.answered += 1
+
+
+def _setup_site_load(kube: Kube, namespace: str, site: Site) -> None:
+    """24 GPUs: chat 4 x 300 W (floor 2), embed 4 x 300 W (floor 1), protected pretraining 8 x 600 W."""
+    kube.apps.create_namespaced_deployment(namespace, inference("chat", site.name, 4, 300, priority=10,
+                                                                min_replicas=2))
+    kube.apps.create_namespaced_deployment(namespace, inference("embed", site.name, 4, 300, priority=1,
+                                                                min_replicas=1))
+    kube.batch.create_namespaced_job(namespace, training("pretrain", site.name, 2, 4, 600, protected=True))
+    eventually(lambda: _running_pods(kube, namespace, "app in (chat,embed,pretrain)") == 10, 90,
+               what="10 workload pods running")
+
+
+def test_surge_is_shaved_survives_a_crash_and_is_restored(lab: Lab, site: Site, namespace: str) -> None:
+    kube = lab.kube
+    _setup_site_load(kube, namespace, site)
+    name = f"pp-{namespace}"
+    operator = OperatorProcess(kube.kubeconfig, lab.prometheus_url, lab.tmp / f"{name}.log").start()
+    sidecar = CheckpointSidecar(kube.batch, namespace, "finetune")
+    sidecar.start()
+    try:
+        kube.custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", policy(
+            name, site.name, namespace, lab.prometheus_url, cap=10_000, trigger=9_000, dry_run=False))
+        # The student needs two minutes of history before it forecasts; until then control is reactive.
+        eventually(lambda: (_pp(kube, name).get("status") or {}).get("controlMode") == "predictive", 240,
+                   interval=2, what=f"predictive control\n{operator.tail()}")
+        base = _power(lab.prometheus_url, site)
+        assert base is not None and 7_000 < base < 8_500, base  # 1.2 + 1.2 + 4.8 kW busy, 8 idle GPUs at 60 W
+
+        surge_at = time.time()
+        kube.batch.create_namespaced_job(namespace, training("finetune", site.name, 2, 4, 600))
+        eventually(lambda: kube.batch.read_namespaced_job("finetune", namespace).spec.suspend, 90,
+                   what=f"finetune checkpointed and suspended\n{operator.tail()}")
+        eventually(lambda: (_power(lab.prometheus_url, site) or 1e9) < 10_000, 30, what="power back under the cap")
+
+        # It acted within one period of the crossing (plus one scrape and the timestamps' 1 s resolution).
+        series = prom_range(lab.prometheus_url, site.power_query, surge_at - 2, time.time())
+        crossing = next((t for t, v in series if v > 10_000), None)
+        records = _pp(kube, name)["status"]["recentActions"]
+        first = min(_epoch(r["time"]) for r in records if r["expectedWatts"] > 0 and _epoch(r["time"]) >= surge_at - 1)
+        if crossing is not None:
+            assert first <= crossing + 2 + 2, (first, crossing, series)
+        assert sidecar.answered >= 1, "the job was suspended without being asked to checkpoint first"
+
+        chat = kube.apps.read_namespaced_deployment("chat", namespace)
+        embed = kube.apps.read_namespaced_deployment("embed", namespace)
+        pretrain = kube.batch.read_namespaced_job("pretrain", namespace)
+        assert chat.spec.replicas >= 2 and embed.spec.replicas >= 1, "a floor was broken"
+        assert not pretrain.spec.suspend and GS + "managed-by" not in (pretrain.metadata.annotations or {})
+        assert embed.spec.replicas < 4 or chat.spec.replicas < 4, "lowest priority inference is scaled first"
+        assert embed.metadata.annotations.get(GS + "original-replicas") in (None, "4")
+
+        # Crash mid-peak; the new process finds what was changed and does not apply it again.
+        before = {n: _annotations(kube.apps.read_namespaced_deployment(n, namespace)) for n in ("chat", "embed")}
+        replicas = {n: kube.apps.read_namespaced_deployment(n, namespace).spec.replicas for n in ("chat", "embed")}
+        operator.kill()
+        operator = OperatorProcess(kube.kubeconfig, lab.prometheus_url, lab.tmp / f"{name}-2.log").start()
+        time.sleep(8)  # four periods
+        for n in ("chat", "embed"):
+            dep = kube.apps.read_namespaced_deployment(n, namespace)
+            assert dep.spec.replicas == replicas[n], f"{n} changed after the restart without a new peak"
+            assert dep.metadata.annotations.get(GS + "original-replicas") == before[n].get(GS + "original-replicas")
+        assert kube.batch.read_namespaced_job("finetune", namespace).spec.suspend
+
+        # The surge ends (pretraining finishes): everything comes back, and nothing stays annotated.
+        kube.batch.delete_namespaced_job("pretrain", namespace, propagation_policy="Background")
+
+        def restored() -> bool:
+            jobs = kube.batch.read_namespaced_job("finetune", namespace)
+            deps = [kube.apps.read_namespaced_deployment(n, namespace) for n in ("chat", "embed")]
+            return (not jobs.spec.suspend and all(d.spec.replicas == 4 for d in deps)
+                    and not any(_annotations(o) for o in [jobs, *deps]))
+
+        eventually(restored, 120, what=f"restore to the recorded state\n{operator.tail()}")
+        eventually(lambda: _pp(kube, name)["status"]["phase"] == "Watching", 30, what="phase Watching")
+        assert (_power(lab.prometheus_url, site) or 0) < 10_000
+        events = kube.core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
+        reasons = {e.reason for e in events}
+        assert {"ScaleDown", "CheckpointRequested", "Suspend", "Resume", "ScaleUp"} <= reasons, reasons
+        metrics = operator.metrics()
+        assert f'gridshift_budget_watts{{policy="{name}"}} 10000.0' in metrics
+        assert "gridshift_loop_duration_seconds_count" in metrics
+    finally:
+        sidecar.stop.set()
+        operator.stop()
+        print(operator.tail(20000))
+        _delete_policy(kube, name)
+
+
+def test_dry_run_reports_and_writes_nothing(lab: Lab, site: Site, namespace: str) -> None:
+    kube = lab.kube
+    _setup_site_load(kube, namespace, site)
+    kube.batch.create_namespaced_job(namespace, training("finetune", site.name, 2, 4, 600))
+    name = f"pp-{namespace}"
+    operator = OperatorProcess(kube.kubeconfig, lab.prometheus_url, lab.tmp / f"{name}.log").start()
+    try:
+        kube.custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", policy(
+            name, site.name, namespace, lab.prometheus_url, cap=10_000, trigger=9_000, dry_run=True))
+
+        def reported() -> list:
+            records = (_pp(kube, name).get("status") or {}).get("recentActions", [])
+            return [r for r in records if r["dryRun"] and r["verb"] in ("scaleDown", "checkpoint")]
+
+        eventually(reported, 60, what=f"dry-run actions in status\n{operator.tail()}")
+        time.sleep(4)  # two more periods: still nothing written
+        status = _pp(kube, name)["status"]
+        assert status["phase"] == "Acting" and _condition(_pp(kube, name), "Acting")["status"] == "True"
+        assert "dry-run" in _condition(_pp(kube, name), "Acting")["message"]
+        for n in ("chat", "embed"):
+            dep = kube.apps.read_namespaced_deployment(n, namespace)
+            assert dep.spec.replicas == 4 and not _annotations(dep), f"dry-run changed {n}"
+        job = kube.batch.read_namespaced_job("finetune", namespace)
+        assert not job.spec.suspend and not _annotations(job)
+        assert all(r["dryRun"] for r in status["recentActions"])
+        events = kube.core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
+        assert any(e.reason == "DryRun" for e in events)
+        metrics = operator.metrics()
+        would = [line for line in metrics.splitlines() if line.startswith(f'gridshift_would_shave_watts{{policy="{name}"')]
+        assert would and float(would[0].split()[-1]) > 0, would
+        assert 'dry_run="true"' in metrics
+    finally:
+        operator.stop()
+        print(operator.tail(20000))
+        _delete_policy(kube, name)
+
+
+def test_prometheus_down_holds_and_recovers(lab: Lab, site: Site, namespace: str) -> None:
+    kube = lab.kube
+    _setup_site_load(kube, namespace, site)
+    prom = start_prometheus(lab.tmp / f"prom-{namespace}", lab.twin_port)
+    name = f"pp-{namespace}"
+    operator = OperatorProcess(kube.kubeconfig, prom.url, lab.tmp / f"{name}.log").start()
+    try:
+        time.sleep(3)  # a few scrapes
+        kube.custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", policy(
+            name, site.name, namespace, prom.url, cap=10_000, trigger=9_000, dry_run=False))
+        eventually(lambda: _condition(_pp(kube, name), "Degraded").get("status") == "False", 60,
+                   what=f"policy reconciled\n{operator.tail()}")
+
+        prom.stop()
+        eventually(lambda: _condition(_pp(kube, name), "Degraded").get("status") == "True", 30,
+                   what="Degraded after Prometheus went away")
+        obj = _pp(kube, name)
+        assert obj["status"]["phase"] == "Degraded"
+        assert "unreachable" in _condition(obj, "Degraded")["message"]
+        # A surge while blind: the policy holds; it never reads the missing data as 0 W and acts on nothing.
+        kube.batch.create_namespaced_job(namespace, training("finetune", site.name, 2, 4, 600))
+        time.sleep(6)
+        for n in ("chat", "embed"):
+            assert kube.apps.read_namespaced_deployment(n, namespace).spec.replicas == 4
+        assert not _annotations(kube.batch.read_namespaced_job("finetune", namespace))
+        events = kube.core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
+        assert any(e.reason == "TelemetryError" and e.type == "Warning" for e in events)
+
+        prom.start()
+        eventually(lambda: _condition(_pp(kube, name), "Degraded").get("status") == "False", 60,
+                   what=f"recovery when Prometheus returns\n{operator.tail()}")
+        eventually(lambda: kube.apps.read_namespaced_deployment("embed", namespace).spec.replicas < 4, 60,
+                   what="actions resume once telemetry is trusted")
+    finally:
+        operator.stop()
+        print(operator.tail(20000))
+        prom.stop()
+        _delete_policy(kube, name)
+
+
+def _epoch(text: str) -> float:
+    from gridshift.actuators.kubernetes import parse_rfc3339
+
+    value = parse_rfc3339(text)
+    assert value is not None
+    return value
+
+
+def _delete_policy(kube: Kube, name: str) -> None:
+    """Delete the policy; with no operator left to release it, drop the finalizer too."""
+    try:
+        kube.custom.patch_cluster_custom_object(GROUP, VERSION, "powerpolicies", name,
+                                                {"metadata": {"finalizers": None}})
+        kube.custom.delete_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
