@@ -20,6 +20,8 @@ from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.planner import Action
 
+_CONFLICT = "changed under us (another policy or writer); will re-plan next period"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -52,9 +54,18 @@ class KubernetesActuator:
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    def apply(self, action: Action, now: float) -> Outcome:
+    def apply(self, action: Action, now: float, attempts: int = 3) -> Outcome:
+        """Write one action. A conflict (the object changed between our read and our write, e.g. its
+        status) is retried from a fresh read, where the ownership check runs again."""
         if self.dry_run:
             return Outcome(action, False, f"dry-run: would {action.verb} {action.target}")
+        for _ in range(attempts - 1):
+            outcome = self._apply_once(action, now)
+            if not outcome.message.endswith(_CONFLICT):
+                return outcome
+        return self._apply_once(action, now)
+
+    def _apply_once(self, action: Action, now: float) -> Outcome:
         kind, _, rest = action.target.partition("/")
         try:
             if kind == "EnergyStorage":
@@ -66,8 +77,7 @@ class KubernetesActuator:
                 return self._job(action, namespace, name, now)
         except client.ApiException as exc:
             if exc.status == 409:
-                return Outcome(action, False, f"{action.target} changed under us (another policy or writer); "
-                                              "will re-plan next period")
+                return Outcome(action, False, f"{action.target} {_CONFLICT}")
             if exc.status == 404:
                 return Outcome(action, False, f"{action.target} no longer exists")
             return Outcome(action, False, f"{action.target}: API error {exc.status} {exc.reason}")

@@ -4,6 +4,7 @@ separate process (`gridshift operator run`) that can be killed and restarted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,10 +57,8 @@ def new_site(api: client.ApiClient, count: int = 3, gpus: int = 8) -> Site:
 def delete_site(api: client.ApiClient, site: Site) -> None:
     core = client.CoreV1Api(api)
     for node in site.nodes:
-        try:
+        with contextlib.suppress(client.ApiException):
             core.delete_node(node)
-        except client.ApiException:
-            pass
 
 
 class OperatorProcess:
@@ -134,7 +133,7 @@ def inference(name: str, site: str, replicas: int, watts_per_gpu: float, *, prio
         "spec": {
             "replicas": replicas, "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {"gridshift.io/watts-per-gpu": str(watts_per_gpu)}},
+                "metadata": {"labels": {"app": name}, "annotations": _power_notes(watts_per_gpu)},
                 "spec": _pod_spec(site, 1),
             },
         },
@@ -152,11 +151,16 @@ def training(name: str, site: str, pods: int, gpus: int, watts_per_gpu: float, *
         "spec": {
             "parallelism": pods, "completions": pods, "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {"gridshift.io/watts-per-gpu": str(watts_per_gpu)}},
+                "metadata": {"labels": {"app": name}, "annotations": _power_notes(watts_per_gpu)},
                 "spec": {**_pod_spec(site, gpus), "restartPolicy": "Never"},
             },
         },
     }
+
+
+def _power_notes(watts_per_gpu: float) -> dict[str, str]:
+    """What the telemetry twin makes each of the pod's GPUs draw."""
+    return {"gridshift.io/watts-per-gpu": str(watts_per_gpu)}
 
 
 def _pod_spec(site: str, gpus: int) -> dict[str, Any]:

@@ -228,7 +228,8 @@ def test_dry_run_reports_and_writes_nothing(lab: Lab, site: Site, namespace: str
         events = kube.core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={name}").items
         assert any(e.reason == "DryRun" for e in events)
         metrics = operator.metrics()
-        would = [line for line in metrics.splitlines() if line.startswith(f'gridshift_would_shave_watts{{policy="{name}"')]
+        prefix = f'gridshift_would_shave_watts{{policy="{name}"'
+        would = [line for line in metrics.splitlines() if line.startswith(prefix)]
         assert would and float(would[0].split()[-1]) > 0, would
         assert 'dry_run="true"' in metrics
     finally:

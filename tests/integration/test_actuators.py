@@ -1,0 +1,142 @@
+"""Inventory and actuators against the real API server: what the planner is told about workloads
+(priority, floor, protection, watts) and what writing an action leaves on the objects."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+
+from gridshift.actuators.kubernetes import KubernetesActuator
+from gridshift.api import annotations as ann
+from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.operator.inventory import InventoryReader
+from gridshift.planner import Action
+from tests.conftest import Kube, eventually
+from tests.integration.power_lab import inference, training
+
+pytestmark = pytest.mark.cluster
+SITE = "site-b"
+
+
+def _spec(namespace: str, **extra) -> PowerPolicySpec:
+    return PowerPolicySpec.model_validate({
+        "scope": {"nodeSelector": {"matchLabels": {"gridshift.io/site": SITE}}},
+        "budget": {"capWatts": 10_000},
+        "workloads": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                      "wattsPerGpu": 500},
+        **extra,
+    })
+
+
+def test_inventory_reads_priority_floor_protection_and_watts(kube: Kube, namespace: str) -> None:
+    sched = client.SchedulingV1Api(kube.api)
+    pc = f"batch-{namespace}"
+    sched.create_priority_class({"metadata": {"name": pc}, "value": 1000})
+    try:
+        web = inference("web", SITE, 3, 300)
+        web["metadata"]["annotations"] = {}
+        web["spec"]["template"]["spec"]["priorityClassName"] = pc
+        kube.apps.create_namespaced_deployment(namespace, web)
+        client.AutoscalingV2Api(kube.api).create_namespaced_horizontal_pod_autoscaler(namespace, {
+            "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 2, "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                                                                   "target": {"type": "Utilization",
+                                                                              "averageUtilization": 80}}}]}})
+        kube.batch.create_namespaced_job(namespace, training("train", SITE, 1, 4, 600, protected=True, priority=7))
+        eventually(lambda: len([p for p in kube.core.list_namespaced_pod(namespace).items
+                                if p.status.phase == "Running"]) == 4, 60, what="4 pods running")
+
+        reader = InventoryReader(kube.api)
+        spec = _spec(namespace)
+        nodes = reader.nodes(spec)
+        assert nodes and all(n.startswith(f"gpu-{SITE}") for n in nodes)
+        inv = reader.read("p", spec, nodes, pod_watts={})
+        by = {w.key: w for w in inv.workloads}
+        web_w = by[f"Deployment/{namespace}/web"]
+        assert (web_w.priority, web_w.floor, web_w.replicas, web_w.protected) == (1000, 2, 3, False)
+        assert web_w.watts_per_replica == 500  # 1 GPU x the policy's wattsPerGpu: nothing measured yet
+        train_w = by[f"Job/{namespace}/train"]
+        assert (train_w.priority, train_w.protected, train_w.watts_per_replica) == (7, True, 2000)
+
+        # Measured pod power wins over estimates.
+        pods = [p.metadata.name for p in kube.core.list_namespaced_pod(namespace, label_selector="app=web").items]
+        measured = reader.read("p", spec, nodes, pod_watts={(namespace, p): 310.0 for p in pods})
+        assert {w.key: w for w in measured.workloads}[f"Deployment/{namespace}/web"].watts_per_replica == 310.0
+        # Another site's policy does not see these workloads.
+        other = _spec(namespace, scope={"nodeSelector": {"matchLabels": {"gridshift.io/site": "site-a"}}})
+        assert reader.read("p", other, reader.nodes(other)).workloads == []
+    finally:
+        sched.delete_priority_class(pc)
+
+
+def test_scale_records_the_original_and_restore_releases_it(kube: Kube, namespace: str) -> None:
+    kube.apps.create_namespaced_deployment(namespace, inference("chat", SITE, 4, 300))
+    mine = KubernetesActuator(kube.api, "policy-a", dry_run=False)
+    key = f"Deployment/{namespace}/chat"
+    now = time.time()
+    assert mine.apply(Action("scaleDown", "scaleDown", key, 600, "test", replicas=2), now).applied
+    assert mine.apply(Action("scaleDown", "scaleDown", key, 300, "test", replicas=1), now).applied
+    dep = kube.apps.read_namespaced_deployment("chat", namespace)
+    notes = dep.metadata.annotations
+    assert dep.spec.replicas == 1
+    assert notes["gridshift.io/original-replicas"] == "4", "a second scale-down must keep the first original"
+    assert notes["gridshift.io/managed-by"] == "policy-a"
+
+    theirs = KubernetesActuator(kube.api, "policy-b", dry_run=False)
+    refused = theirs.apply(Action("scaleDown", "scaleDown", key, 300, "test", replicas=0), now)
+    assert not refused.applied and "managed by PowerPolicy policy-a" in refused.message
+    assert kube.apps.read_namespaced_deployment("chat", namespace).spec.replicas == 1
+
+    assert mine.apply(Action("scaleDown", "scaleUp", key, -300, "test", replicas=2), now).applied
+    assert kube.apps.read_namespaced_deployment("chat", namespace).metadata.annotations[
+        "gridshift.io/original-replicas"] == "4"
+    assert mine.apply(Action("scaleDown", "scaleUp", key, -600, "test", replicas=4), now).applied
+    dep = kube.apps.read_namespaced_deployment("chat", namespace)
+    assert dep.spec.replicas == 4
+    assert not set(dep.metadata.annotations or {}) & set(ann.GRIDSHIFT_WRITES), "restore must release the object"
+
+    dry = KubernetesActuator(kube.api, "policy-a", dry_run=True)
+    out = dry.apply(Action("scaleDown", "scaleDown", key, 600, "test", replicas=2), now)
+    assert not out.applied and out.message.startswith("dry-run")
+    assert kube.apps.read_namespaced_deployment("chat", namespace).spec.replicas == 4
+
+
+def test_job_handshake_and_battery_setpoint(kube: Kube, namespace: str) -> None:
+    kube.batch.create_namespaced_job(namespace, training("train", SITE, 1, 4, 600))
+    act = KubernetesActuator(kube.api, "policy-a", dry_run=False)
+    key = f"Job/{namespace}/train"
+    assert act.apply(Action("suspend", "checkpoint", key, 2400, "test", checkpoint=True), time.time()).applied
+    job = kube.batch.read_namespaced_job("train", namespace)
+    assert job.metadata.annotations.get("gridshift.io/checkpoint-requested") and not job.spec.suspend
+    assert act.apply(Action("suspend", "suspend", key, 2400, "test"), time.time()).applied
+    assert kube.batch.read_namespaced_job("train", namespace).spec.suspend
+    assert act.apply(Action("suspend", "resume", key, -2400, "test"), time.time()).applied
+    job = kube.batch.read_namespaced_job("train", namespace)
+    assert not job.spec.suspend and "gridshift.io/managed-by" not in (job.metadata.annotations or {})
+
+    name = f"ess-{namespace}"
+    kube.custom.create_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", {
+        "apiVersion": "gridshift.io/v1alpha1", "kind": "EnergyStorage", "metadata": {"name": name},
+        "spec": {"capacityWattHours": 10_000, "maxDischargeWatts": 5_000, "maxChargeWatts": 2_500}})
+    try:
+        assert act.apply(Action("battery", "discharge", f"EnergyStorage/{name}", 3000, "t", setpoint_w=3000),
+                         time.time()).applied
+        obj = kube.custom.get_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", name)
+        assert obj["spec"]["setpointWatts"] == 3000
+        assert obj["metadata"]["annotations"]["gridshift.io/managed-by"] == "policy-a"
+        # The API server itself refuses a setpoint beyond the rating (CEL), naming the field.
+        with pytest.raises(client.ApiException) as err:
+            kube.custom.patch_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", name,
+                                                    {"spec": {"setpointWatts": 9000}})
+        assert err.value.status == 422 and "setpointWatts" in err.value.body
+        assert act.apply(Action("battery", "idle", f"EnergyStorage/{name}", -3000, "t", setpoint_w=0),
+                         time.time()).applied
+        obj = kube.custom.get_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", name)
+        assert obj["spec"]["setpointWatts"] == 0 and "gridshift.io/managed-by" not in obj["metadata"].get(
+            "annotations", {})
+    finally:
+        kube.custom.delete_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", name)

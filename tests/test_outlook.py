@@ -1,0 +1,59 @@
+"""The forecast view the planner acts on, with the bundled ONNX student (real onnxruntime session)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridshift.forecaster.runtime import Forecaster, Persistence
+from gridshift.planner.outlook import ErrorTracker, crossing_risk, outlook
+
+
+@pytest.fixture(scope="module")
+def student() -> Forecaster:
+    return Forecaster.load("default")
+
+
+def test_risk_is_one_minus_the_highest_level_below_the_cap() -> None:
+    levels = [(0.5, 900.0), (0.8, 950.0), (0.9, 990.0), (0.95, 1010.0), (0.99, 1100.0)]
+    assert crossing_risk(levels, 1000.0) == pytest.approx(0.1)
+    assert crossing_risk(levels, 2000.0) == pytest.approx(0.01)
+    assert crossing_risk(levels, 800.0) == 1.0
+
+
+def test_full_history_gives_a_predictive_upper_bound_above_the_median(student: Forecaster) -> None:
+    rng = np.random.default_rng(0)
+    values = (3000 + 300 * np.sin(np.arange(200) / 6) + rng.normal(0, 30, 200)).astype(np.float32)
+    view = outlook(student, values, newest_time=1000.0, horizon_s=30, confidence=0.9, cap_w=10_000)
+    assert view.mode == "predictive" and view.reason == ""
+    assert view.forecast_peak_w is not None and view.median_peak_w is not None
+    assert view.forecast_peak_w >= view.median_peak_w
+    assert view.expected_peak_w == max(view.load_w, view.forecast_peak_w)
+    assert view.peak_risk is not None and view.peak_risk <= 0.01  # 10 kW is far above a 3 kW load
+    assert [t for t, _ in view.predictions] == [1005.0, 1010.0, 1030.0]
+    # A shorter horizon only looks at the horizons inside it.
+    short = outlook(student, values, newest_time=1000.0, horizon_s=5, confidence=0.9, cap_w=10_000)
+    assert short.forecast_peak_w is not None and short.forecast_peak_w <= view.forecast_peak_w
+
+
+def test_short_history_and_untrusted_forecasts_fall_back_to_measured_power(student: Forecaster) -> None:
+    short = outlook(student, np.full(30, 2500.0, np.float32), 0.0, horizon_s=30, confidence=0.9, cap_w=5000)
+    assert short.mode == "reactive" and "warming up: 30 of 120" in short.reason
+    assert short.expected_peak_w == 2500.0
+    values = np.full(150, 2500.0, np.float32)
+    distrusted = outlook(student, values, 0.0, horizon_s=30, confidence=0.9, cap_w=5000,
+                         forecast_trusted=False, distrust_reason="forecast error 40%")
+    assert distrusted.mode == "reactive" and distrusted.expected_peak_w == 2500.0
+    assert distrusted.forecast_peak_w is not None, "the forecast is still reported, just not acted on"
+    fallback = outlook(Persistence(120, (5.0, 10.0, 30.0)), values, 0.0, horizon_s=30, confidence=0.9, cap_w=5000)
+    assert fallback.mode == "reactive" and "persistence" in fallback.reason
+
+
+def test_error_tracker_scores_forecasts_once_their_time_has_come() -> None:
+    tracker = ErrorTracker(keep=10, min_samples=3)
+    tracker.add(((10.0, 1100.0), (20.0, 900.0), (30.0, 1000.0), (99.0, 5.0)))
+    times = np.arange(0, 31, dtype=float)
+    tracker.settle(times, np.full(31, 1000.0))
+    assert tracker.fraction == pytest.approx((100 + 100 + 0) / 3 / 1000)
+    assert len(tracker.pending) == 1, "the forecast for t=99 is not due yet"
+    assert ErrorTracker(min_samples=3).fraction is None
