@@ -23,14 +23,13 @@ $(TRAIN): $(STAMP)
 
 install-train: $(TRAIN)
 
-# Builds the control-plane binaries once (cached in ~/.cache/gridshift), starts a local cluster
-# with fake GPU nodes, installs the CRDs and applies the sample 2 MW policy.
+# The whole loop in about four minutes: builds the control-plane binaries once (cached in
+# ~/.cache/gridshift), starts the local cluster, then `gridshift demo` runs Prometheus, the
+# telemetry twin, workloads, a battery, a 10 kW policy and the operator, prints a live table and
+# writes out/gridshift-demo.png.
 demo: install
-	$(BIN)/gridshift dev cluster up
-	KUBECONFIG=$$($(BIN)/gridshift dev cluster status | sed -n 's/^kubeconfig: *//p') \
-	  $$($(BIN)/gridshift dev cluster build)/kubectl apply -f examples/policies/site-2mw.yaml
-	KUBECONFIG=$$($(BIN)/gridshift dev cluster status | sed -n 's/^kubeconfig: *//p') \
-	  $$($(BIN)/gridshift dev cluster build)/kubectl get nodes,powerpolicies -o wide
+	$(BIN)/gridshift dev cluster up --nodes 1
+	$(BIN)/gridshift demo --out out/gridshift-demo.png
 
 down: install
 	$(BIN)/gridshift dev cluster down
@@ -49,6 +48,7 @@ bench: binaries install-train
 	$(BIN)/python bench/cluster_start.py --json out/cluster_start.json
 	$(BIN)/python bench/forecast_latency.py --json out/forecast_latency.json
 	$(BIN)/python bench/forecast_loro.py --teacher-epochs 40 --student-epochs 100 --json out/forecast_loro.json
+	$(BIN)/python bench/operator_scale.py --json out/operator_scale.json
 
 # Rebuilds the forecaster bundled in the package from the shared H100 traces (seed 0, CPU).
 default-model: install-train

@@ -25,19 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import write_json
+from _common import vm_hwm_mib, write_json
 
 from gridshift.devcluster import binaries
 from gridshift.devcluster.cluster import api_client_for, install_crds
 from gridshift.devcluster.controlplane import ControlPlane, NodePool
 from gridshift.devcluster.nodes import register_gpu_nodes
-
-
-def vm_hwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def cold_build() -> dict[str, float]:

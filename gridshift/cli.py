@@ -201,6 +201,7 @@ def _cmd_forecast_plot(args: argparse.Namespace) -> int:
 def _cmd_operator_run(args: argparse.Namespace) -> int:
     import logging
     import os
+    import secrets
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -214,11 +215,12 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers.configure(args.prometheus_url)
+    priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
     start_http_server(args.metrics_port, addr=args.bind, registry=REGISTRY)
     kopf.run(clusterwide=True, standalone=args.standalone, peering_name=None if args.standalone else args.peering,
-             liveness_endpoint=f"http://{args.bind}:{args.health_port}/healthz", priority=args.priority)
+             liveness_endpoint=f"http://{args.bind}:{args.health_port}/healthz", priority=priority)
     return 0
 
 
@@ -250,6 +252,38 @@ def _cmd_twin(args: argparse.Namespace) -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         twin.stop()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gridshift.devcluster.cluster import DevCluster, api_client_for
+    from gridshift.devcluster.controlplane import ClusterError
+    from gridshift.devcluster.demo import run_demo
+
+    if args.surge_at >= args.duration:
+        raise SystemExit(f"gridshift: --surge-at ({args.surge_at:g}) must come before the end (--duration "
+                         f"{args.duration:g})")
+    kubeconfig = args.kubeconfig
+    if kubeconfig is None:
+        info = DevCluster.status()
+        if info is None:
+            try:
+                kubeconfig = str(DevCluster.up(log=_stderr).kubeconfig)
+            except (ClusterError, TimeoutError) as exc:
+                print(f"gridshift: {exc}", file=sys.stderr)
+                return 1
+        else:
+            kubeconfig = info["kubeconfig"]
+    trace_dir = Path(args.trace_dir) if args.trace_dir else None
+    if trace_dir is None and Path("../shared/data").is_dir():
+        trace_dir = Path("../shared/data").resolve()
+    workdir = Path(tempfile.mkdtemp(prefix="gridshift-demo-"))
+    result = run_demo(api_client_for(kubeconfig), Path(kubeconfig), workdir, duration_s=args.duration,
+                      surge_at_s=args.surge_at, trace_dir=trace_dir, out_png=Path(args.out),
+                      print_fn=lambda line: print(line, flush=True))
+    print(f"{len(result.actions)} actions; operator log in {workdir / 'operator.log'}")
     return 0
 
 
@@ -330,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--confidence", type=float, default=0.9)
     pl.set_defaults(func=_cmd_forecast_plot)
 
+    demo = sub.add_parser("demo", help="the closed loop on a local cluster: surge, forecast, actions, restore")
+    demo.add_argument("--kubeconfig", help="use this cluster (default: the local dev cluster, started if needed)")
+    demo.add_argument("--duration", type=float, default=240.0, help="seconds to run (default 240)")
+    demo.add_argument("--surge-at", type=float, default=140.0,
+                      help="second at which the fine-tuning surge starts (default 140: after 2 min of history)")
+    demo.add_argument("--out", default="gridshift-demo.png", help="PNG timeline to write (default gridshift-demo.png)")
+    demo.add_argument("--trace-dir", help="folder of real traces (default ../shared/data when present)")
+    demo.set_defaults(func=_cmd_demo)
+
     op = sub.add_parser("operator", help="run the gridshift operator")
     op_sub = op.add_subparsers(dest="operator_command", required=True)
     run = op_sub.add_parser("run", help="watch PowerPolicies cluster-wide and keep each under its budget")
@@ -339,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="port of the /healthz liveness probe")
     run.add_argument("--bind", default="0.0.0.0", help="address for /metrics and /healthz (default 0.0.0.0)")
     run.add_argument("--peering", default="gridshift", help="ClusterKopfPeering shared by the replicas")
-    run.add_argument("--priority", type=int, default=0, help="peering priority; the highest live replica acts")
+    run.add_argument("--priority", type=int, default=None,
+                     help="peering priority; the highest live replica acts, the others stand by (default: random, "
+                          "because Kopf pauses every replica when two share a priority)")
     run.add_argument("--standalone", action="store_true", help="no peering: for a single replica")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_cmd_operator_run)
@@ -364,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ("duration", "surge_at"):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {value:g}")
     prune = getattr(args, "prune", 0.0)
     if prune and not 0 < prune < 1:
         parser.error(f"--prune must be a fraction between 0 and 1, got {prune}")

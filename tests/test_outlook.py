@@ -57,3 +57,11 @@ def test_error_tracker_scores_forecasts_once_their_time_has_come() -> None:
     assert tracker.fraction == pytest.approx((100 + 100 + 0) / 3 / 1000)
     assert len(tracker.pending) == 1, "the forecast for t=99 is not due yet"
     assert ErrorTracker(min_samples=3).fraction is None
+
+
+def test_no_forecast_exceeds_the_hardware_ceiling(student: Forecaster) -> None:
+    values = np.concatenate([np.full(110, 4000.0), np.full(10, 9000.0)]).astype(np.float32)  # a step
+    free = outlook(student, values, 0.0, horizon_s=30, confidence=0.99, cap_w=10_000)
+    clipped = outlook(student, values, 0.0, horizon_s=30, confidence=0.99, cap_w=10_000, ceiling_w=12_000)
+    assert clipped.forecast_peak_w is not None and clipped.forecast_peak_w <= 12_000
+    assert free.forecast_peak_w is not None and clipped.forecast_peak_w <= free.forecast_peak_w

@@ -228,3 +228,20 @@ def test_objects_changed_by_another_policy_are_left_alone() -> None:
     result = plan(PlanInput(POLICY, NOW, 10_000, 30_000, ("scaleDown",), (theirs, mine)))
     assert {a.target for a in result.actions} == {"Deployment/ns/embed"}
     assert result.uncovered_w == 20_000 - 6 * 1000 + 0  # embed goes to 0, 14 kW left uncovered
+
+
+def test_battery_headroom_is_not_spent_on_restoring_workloads() -> None:
+    """Load 11 kW, battery covering 3 kW: the grid sees 8 kW, under the restore threshold, yet bringing
+    inference back would only move the peak onto the battery. Restore keeps the ladder's order, so
+    nothing moves; once the load itself falls, workloads come back first, then the battery winds down
+    into what is left of the grid headroom."""
+    scaled = _dep("chat", 2, managed_by=POLICY, original_replicas=4)
+    battery = BatteryState("ess", 0.8, 10_000, 3_000, setpoint_w=3_000, managed_by=POLICY)
+    common = dict(ladder=("battery", "scaleDown"), workloads=(scaled,), battery=battery,
+                  limits=PlanLimits(ramp_w_per_min=100_000, max_actions=5, hysteresis=0.05), ramp_since=NOW - 60)
+    high = plan(PlanInput(POLICY, NOW, trigger_w=9_000, expected_peak_w=11_000, **common))
+    assert high.mode == "restore" and high.actions == ()
+
+    low = plan(PlanInput(POLICY, NOW, trigger_w=9_000, expected_peak_w=6_000, **common))
+    assert [(a.verb, a.replicas) for a in low.actions][:1] == [("scaleUp", 4)]
+    assert (low.actions[1].verb, low.actions[1].setpoint_w) == ("idle", 0)  # 6 + 2 kW of load fit the grid alone

@@ -19,6 +19,7 @@ CHECKPOINT_COMPLETED = "gridshift.io/checkpoint-completed"  # any non-empty valu
 
 # Read by the telemetry twin (dev cluster and tests): which real trace a workload's GPUs replay.
 POWER_TRACE = "gridshift.io/power-trace"
+POWER_TRACE_OFFSET = "gridshift.io/power-trace-offset-seconds"  # where in the trace the replay starts
 WATTS_PER_GPU = "gridshift.io/watts-per-gpu"
 
 GRIDSHIFT_WRITES = (MANAGED_BY, ORIGINAL_REPLICAS, LAST_ACTION, CHECKPOINT_REQUESTED)

@@ -276,7 +276,10 @@ class Workloads(ApiModel):
         default=700,
         gt=0,
         le=100000,
-        description="Power assumed per requested GPU when a workload's own power is not yet measured.",
+        description=(
+            "Power assumed per requested GPU when a workload's own power is not yet measured; with the dcgm "
+            "source also the most a GPU is assumed to draw, so no forecast exceeds governed GPUs x wattsPerGpu."
+        ),
     )
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint handshake for Jobs.")
 

@@ -3,7 +3,8 @@ and a battery controller for EnergyStorage resources. Used by the tests and the 
 the loop: when the operator scales down or suspends, the pods go away and measured power falls.
 
 Each running pod's GPUs replay a real trace named by the pod annotation ``gridshift.io/power-trace``
-(an nvidia-smi CSV, one series per GPU, from the pod's start time, looping), or draw the constant
+(an nvidia-smi CSV, one series per GPU, from the pod's start time plus
+``gridshift.io/power-trace-offset-seconds``, looping), or draw the constant
 ``gridshift.io/watts-per-gpu``; unassigned GPUs draw ``idle_w``. Series carry DCGM exporter's
 labels: ``gpu``, ``UUID``, ``Hostname``, and ``namespace``/``pod``/``container`` of the pod using it.
 
@@ -75,7 +76,11 @@ class Twin(Collector):
             traces = self._trace(notes[ann.POWER_TRACE])
             values = traces[index % len(traces)]
             started = pod.status.start_time.timestamp() if pod.status and pod.status.start_time else now
-            return float(values[int(now - started) % len(values)])
+            try:
+                offset = int(float(notes.get(ann.POWER_TRACE_OFFSET, "0")))
+            except ValueError:
+                offset = 0
+            return float(values[(int(now - started) + offset) % len(values)])
         try:
             return float(notes.get(ann.WATTS_PER_GPU, self.default_w))
         except ValueError:

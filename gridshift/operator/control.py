@@ -182,7 +182,7 @@ class PolicyController:
         model, model_problem = self.models.get(spec)
         step = model.meta.step_s if isinstance(model, Forecaster) else spec.telemetry.step_seconds
         window = model.meta.window if isinstance(model, Forecaster) else 120
-        matcher = node_matcher(spec.telemetry.node_label, nodes)
+        matcher = node_matcher(spec.telemetry.node_label, list(nodes))
         query = getattr(spec.telemetry.queries, SOURCE_QUERY[spec.telemetry.source]).replace("$selector", matcher)
         reader = self._reader(url)
         reading: Reading = reader.read(query, now, lookback_s=window * step + 5 * step, step_s=step,
@@ -214,9 +214,11 @@ class PolicyController:
         trusted = model_problem is None and (error is None or error <= spec.forecast.max_error_fraction)
         why_not = model_problem or (f"forecast error {error:.0%} of observed power exceeds "
                                     f"{spec.forecast.max_error_fraction:.0%}" if error is not None else "")
+        # GPU power cannot exceed every governed GPU at wattsPerGpu: no forecast goes above that.
+        ceiling = sum(nodes.values()) * spec.workloads.watts_per_gpu if spec.telemetry.source == "dcgm" else None
         view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
                        confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
-                       forecast_trusted=trusted, distrust_reason=why_not)
+                       forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None)
         mem.errors.add(view.predictions)
 
         result = self._act(name, spec, status, now, inventory, view, mem)

@@ -87,12 +87,12 @@ class InventoryReader:
         self.autoscaling = client.AutoscalingV2Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    def nodes(self, spec: PowerPolicySpec) -> list[str]:
-        """Names of the nodes the policy governs."""
-        return [n.metadata.name for n in self.core.list_node(
-            label_selector=selector_string(spec.scope.node_selector)).items]
+    def nodes(self, spec: PowerPolicySpec) -> dict[str, int]:
+        """The nodes the policy governs: name -> GPU capacity."""
+        return {n.metadata.name: int((n.status.capacity or {}).get(GPU, 0)) if n.status else 0
+                for n in self.core.list_node(label_selector=selector_string(spec.scope.node_selector)).items}
 
-    def read(self, name: str, spec: PowerPolicySpec, nodes: list[str],
+    def read(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str],
              pod_watts: dict[tuple[str, str], float] | None = None) -> Inventory:
         pod_watts = pod_watts or {}
         node_set = set(nodes)
@@ -154,7 +154,7 @@ class InventoryReader:
                 checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
                 checkpoint_completed=bool(notes.get(ann.CHECKPOINT_COMPLETED)),
             ))
-        inventory = Inventory(nodes, workloads, dict(pods))
+        inventory = Inventory(sorted(node_set), workloads, dict(pods))
         if spec.storage is not None:
             inventory.battery = self._battery(spec.storage.energy_storage_ref, inventory.notes)
         return inventory

@@ -169,7 +169,7 @@ def _deadline_passed(inp: PlanInput, w: Workload) -> bool:
 def plan(inp: PlanInput) -> Plan:
     """One control period's decisions."""
     battery = inp.battery if "battery" in inp.ladder else None
-    discharging = battery.setpoint_w if battery is not None and battery.setpoint_w > 0 else 0.0
+    discharging = discharging_now(battery)
     grid_peak = inp.expected_peak_w - discharging
     need = grid_peak - inp.trigger_w
     budget = _Budget(inp.limits.max_actions)
@@ -209,7 +209,8 @@ def plan(inp: PlanInput) -> Plan:
             notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
         return Plan("shave", grid_peak, shortfall, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
     if grid_peak < threshold:
-        allowance = _restore(inp, battery, threshold - grid_peak, budget)
+        allowance = _restore(inp, battery, threshold - (grid_peak + discharging_now(battery)), threshold - grid_peak,
+                             budget)
         return Plan("restore", grid_peak, shortfall, tuple(budget.actions), restore_allowance_w=allowance,
                     notes=tuple(notes))
     return Plan("hold", grid_peak, shortfall, tuple(budget.actions), notes=tuple(notes))
@@ -264,9 +265,17 @@ def restore_allowance_w(inp: PlanInput) -> float:
     return inp.limits.ramp_w_per_min * min(elapsed, MAX_RAMP_ACCRUAL_S) / 60.0
 
 
-def _restore(inp: PlanInput, battery: BatteryState | None, headroom: float, budget: _Budget) -> float:
+def discharging_now(battery: BatteryState | None) -> float:
+    return battery.setpoint_w if battery is not None and battery.setpoint_w > 0 else 0.0
+
+
+def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float, grid_headroom: float,
+             budget: _Budget) -> float:
+    """Workloads come back only into headroom that exists without the battery's help (otherwise the
+    battery's discharge would be spent on restored load and the peak would return when it stops);
+    the battery then winds down into what is left of the grid headroom. Both within the ramp."""
     allowance = restore_allowance_w(inp)
-    room = min(allowance, headroom)
+    room = min(allowance, load_headroom)
     # Checkpoints asked for during the peak are no longer needed.
     for w in inp.workloads:
         if (w.is_job and w.managed_by == inp.policy and not w.suspended and w.checkpoint_requested_at is not None
@@ -306,7 +315,8 @@ def _restore(inp: PlanInput, battery: BatteryState | None, headroom: float, budg
                 if n < missing:
                     return allowance
         elif rung == "battery" and battery is not None and battery.managed_by == inp.policy and battery.setpoint_w > 0:
-            delta = min(battery.setpoint_w, room)
+            restored = -sum(a.expected_watts for a in budget.actions if a.expected_watts < 0)
+            delta = min(battery.setpoint_w, allowance - restored, grid_headroom - restored)
             if delta <= 0:
                 return allowance
             left = battery.setpoint_w - delta

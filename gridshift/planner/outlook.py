@@ -5,7 +5,7 @@ trusted at all. Pure: the operator and the simulator feed it the same way."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -35,9 +35,11 @@ def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
 
 
 def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, *, horizon_s: float,
-            confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "") -> Outlook:
+            confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "",
+            ceiling_w: float | None = None) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
-    or an untrusted forecast all fall back to reactive control on the measured load."""
+    or an untrusted forecast all fall back to reactive control on the measured load. ``ceiling_w`` is
+    the most the governed hardware can draw; no forecast is allowed above it."""
     load = float(values[-1])
     if isinstance(model, Persistence):
         return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
@@ -46,6 +48,9 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
         return Outlook(load, load, None, None, None, "reactive",
                        f"warming up: {len(values)} of {window} samples of history")
     fc = model.predict(values[-window:])
+    if ceiling_w is not None:
+        fc = replace(fc, p50=np.minimum(fc.p50, ceiling_w),
+                     upper=None if fc.upper is None else np.minimum(fc.upper, ceiling_w))
     horizons = np.asarray(fc.horizons_s)
     use = horizons <= horizon_s + 1e-9
     if not use.any():

@@ -11,10 +11,10 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import KubernetesActuator
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.devcluster.lab import inference, training
 from gridshift.operator.inventory import InventoryReader
 from gridshift.planner import Action
 from tests.conftest import Kube, eventually
-from tests.integration.power_lab import inference, training
 
 pytestmark = pytest.mark.cluster
 SITE = "site-b"

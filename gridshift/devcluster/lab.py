@@ -1,6 +1,6 @@
-"""The closed loop for end-to-end tests: fresh kwok GPU nodes on their own site, the telemetry
-twin turning their pods into DCGM power, a real Prometheus scraping it, and the operator as a
-separate process (`gridshift operator run`) that can be killed and restarted."""
+"""Parts of the closed loop shared by the demo and the end-to-end tests: fresh kwok GPU nodes on
+their own site, workload and policy manifests, Prometheus queries, and the operator as a separate
+process (`gridshift operator run`) that can be killed and restarted."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -48,8 +49,8 @@ class Site:
         return f"sum(DCGM_FI_DEV_POWER_USAGE{{{node_matcher('Hostname', self.nodes)}}})"
 
 
-def new_site(api: client.ApiClient, count: int = 3, gpus: int = 8) -> Site:
-    name = f"e2e-{uuid.uuid4().hex[:6]}"
+def new_site(api: client.ApiClient, count: int = 4, gpus: int = 8, prefix: str = "e2e") -> Site:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     nodes = register_gpu_nodes(api, [NodePool(count=count, gpus_per_node=gpus, site=name, racks=1)])
     return Site(name, nodes)
 
@@ -64,8 +65,10 @@ def delete_site(api: client.ApiClient, site: Site) -> None:
 class OperatorProcess:
     """`gridshift operator run` in its own process group, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path):
+    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path, peering_priority: int | None = None):
         self.kubeconfig = kubeconfig
+        self.peering = ["--standalone"] if peering_priority is None else [
+            "--peering", "gridshift", "--priority", str(peering_priority)]
         self.prometheus_url = prometheus_url
         self.log = log
         self.metrics_port = free_port()
@@ -76,7 +79,7 @@ class OperatorProcess:
         out = open(self.log, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gridshift.cli", "operator", "run", "--kubeconfig", str(self.kubeconfig),
-             "--prometheus-url", self.prometheus_url, "--standalone", "--bind", "127.0.0.1",
+             "--prometheus-url", self.prometheus_url, *self.peering, "--bind", "127.0.0.1",
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -119,6 +122,28 @@ def start_prometheus(directory: Path, twin_port: int) -> LocalPrometheus:
     return LocalPrometheus(directory, [f"127.0.0.1:{twin_port}"]).start()
 
 
+class CheckpointSidecar(threading.Thread):
+    """Plays the job's side of the handshake: answers gridshift.io/checkpoint-requested."""
+
+    def __init__(self, batch: client.BatchV1Api, namespace: str, name: str):
+        super().__init__(daemon=True)
+        self.batch, self.namespace, self.name = batch, namespace, name
+        self.stop = threading.Event()
+        self.answered = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(0.3):
+            try:
+                job = self.batch.read_namespaced_job(self.name, self.namespace)
+            except client.ApiException:
+                continue
+            notes = job.metadata.annotations or {}
+            if notes.get("gridshift.io/checkpoint-requested") and not notes.get("gridshift.io/checkpoint-completed"):
+                self.batch.patch_namespaced_job(self.name, self.namespace, {"metadata": {"annotations": {
+                    "gridshift.io/checkpoint-completed": f"s3://ckpt/{self.name}/{self.answered}"}}})
+                self.answered += 1
+
+
 # -- manifests --------------------------------------------------------------------------------------------------------
 
 
@@ -141,7 +166,10 @@ def inference(name: str, site: str, replicas: int, watts_per_gpu: float, *, prio
 
 
 def training(name: str, site: str, pods: int, gpus: int, watts_per_gpu: float, *, protected: bool = False,
-             priority: int = 0) -> dict[str, Any]:
+             priority: int = 0, trace: str | None = None, trace_offset_s: int = 0,
+             run_seconds: int | None = None) -> dict[str, Any]:
+    """A training Job; ``trace`` makes the twin replay a real nvidia-smi log, ``run_seconds`` makes
+    kwok complete its pods after that long."""
     labels = {"app": name}
     if protected:
         labels["gridshift.io/protected"] = "true"
@@ -151,16 +179,24 @@ def training(name: str, site: str, pods: int, gpus: int, watts_per_gpu: float, *
         "spec": {
             "parallelism": pods, "completions": pods, "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": _power_notes(watts_per_gpu)},
+                "metadata": {"labels": {"app": name},
+                             "annotations": _power_notes(watts_per_gpu, trace, run_seconds, trace_offset_s)},
                 "spec": {**_pod_spec(site, gpus), "restartPolicy": "Never"},
             },
         },
     }
 
 
-def _power_notes(watts_per_gpu: float) -> dict[str, str]:
-    """What the telemetry twin makes each of the pod's GPUs draw."""
-    return {"gridshift.io/watts-per-gpu": str(watts_per_gpu)}
+def _power_notes(watts_per_gpu: float, trace: str | None = None, run_seconds: int | None = None,
+                 trace_offset_s: int = 0) -> dict[str, str]:
+    """What the telemetry twin makes each of the pod's GPUs draw (and how long kwok runs the pod)."""
+    notes = {"gridshift.io/watts-per-gpu": str(watts_per_gpu)}
+    if trace is not None:
+        notes["gridshift.io/power-trace"] = trace
+        notes["gridshift.io/power-trace-offset-seconds"] = str(trace_offset_s)
+    if run_seconds is not None:
+        notes["gridshift.io/run-duration"] = f"{run_seconds}s"
+    return notes
 
 
 def _pod_spec(site: str, gpus: int) -> dict[str, Any]:

@@ -1,0 +1,137 @@
+"""Benchmark the operator at fleet scale: control-period time and operator memory for one
+PowerPolicy over many kwok GPU nodes and workloads.
+
+    python bench/operator_scale.py                       # 1,000 nodes, 2,000 workloads
+    python bench/operator_scale.py --nodes 200 --workloads 400 --periods 5 --json out/operator_scale.json
+
+It starts its own local control plane with the nodes, creates the workloads (three quarters
+1-GPU inference Deployments, one quarter 4-GPU training Jobs) and waits for their pods, runs the
+telemetry twin and a real Prometheus (5 s scrape), then the operator as its own process with one
+dry-run policy whose trigger sits below the load, so every period plans over the whole inventory.
+Figures printed (and written as JSON):
+- setup: seconds to register nodes, to create workloads, to get every pod Running;
+- loop: mean and max of `gridshift_loop_duration_seconds` over the measured periods (one period's
+  telemetry, inventory, forecast, plan and dry-run actuation, without the status write);
+- memory: the operator process's peak (VmHWM) and current RSS in MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import vm_hwm_mib, write_json
+from kubernetes import client
+
+from gridshift.devcluster.cluster import DevCluster, wait_for_default_service_account
+from gridshift.devcluster.controlplane import NodePool, free_port
+from gridshift.devcluster.lab import OperatorProcess, inference, policy, training
+from gridshift.devcluster.prometheus import LocalPrometheus
+from gridshift.devcluster.twin import Twin
+
+SITE = "scale"
+NAMESPACE = "scale"
+
+
+def _loop_stats(text: str, name: str) -> tuple[int, float]:
+    count = re.search(rf'gridshift_loop_duration_seconds_count{{policy="{name}"}} (\S+)', text)
+    total = re.search(rf'gridshift_loop_duration_seconds_sum{{policy="{name}"}} (\S+)', text)
+    return (int(float(count.group(1))) if count else 0), (float(total.group(1)) if total else 0.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--workloads", type=int, default=2000)
+    parser.add_argument("--periods", type=int, default=10, help="control periods to measure (default 10)")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    if args.nodes < 1 or args.workloads < 4 or args.periods < 1:
+        parser.error("--nodes >= 1, --workloads >= 4 and --periods >= 1")
+
+    result: dict[str, object] = {"nodes": args.nodes, "workloads": args.workloads}
+    with tempfile.TemporaryDirectory(prefix="gridshift-scale-") as tmp:
+        t0 = time.monotonic()
+        cluster = DevCluster.up(directory=Path(tmp) / "cluster",
+                                pools=[NodePool(count=args.nodes, gpus_per_node=8, site=SITE, racks=10)],
+                                log=lambda m: print("  " + m, flush=True))
+        result["cluster_up_s"] = round(time.monotonic() - t0, 1)
+        api = cluster.api_client()
+        core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+        twin = prom = operator = None
+        try:
+            core.create_namespace({"metadata": {"name": NAMESPACE}})
+            wait_for_default_service_account(api, NAMESPACE)
+            t0 = time.monotonic()
+            jobs = args.workloads // 4
+            for i in range(args.workloads - jobs):
+                apps.create_namespaced_deployment(NAMESPACE, inference(f"infer-{i:04d}", SITE, 1, 300, priority=i % 5))
+            for i in range(jobs):
+                batch.create_namespaced_job(NAMESPACE, training(f"train-{i:04d}", SITE, 1, 4, 600, priority=i % 3))
+            result["create_workloads_s"] = round(time.monotonic() - t0, 1)
+            print(f"created {args.workloads} workloads in {result['create_workloads_s']} s", flush=True)
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                running = len(core.list_namespaced_pod(NAMESPACE, field_selector="status.phase=Running").items)
+                if running >= args.workloads:
+                    break
+                print(f"  {running}/{args.workloads} pods running", flush=True)
+                time.sleep(10)
+            result["pods_running_s"] = round(time.monotonic() - t0, 1)
+
+            port = free_port()
+            twin = Twin(api).serve(port)
+            prom = LocalPrometheus(Path(tmp) / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=5).start()
+            operator = OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / "operator.log").start()
+            name = "scale"
+            doc = policy(name, SITE, NAMESPACE, prom.url, cap=1e6, trigger=1e5, dry_run=True, period=5,
+                         maxActionsPerPeriod=100)
+            doc["spec"]["telemetry"]["staleAfterSeconds"] = 30
+            client.CustomObjectsApi(api).create_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies",
+                                                                      doc)
+            # Wait for the first period that saw telemetry, then measure the next ones.
+            deadline = time.monotonic() + 300
+            while _loop_stats(operator.metrics(), name)[0] < 2 and time.monotonic() < deadline:
+                time.sleep(1)
+            first_count, first_sum = _loop_stats(operator.metrics(), name)
+            samples: list[float] = []
+            while len(samples) < args.periods and time.monotonic() < deadline + 600:
+                time.sleep(1)
+                count, total = _loop_stats(operator.metrics(), name)
+                if count > first_count:
+                    samples.append((total - first_sum) / (count - first_count))
+                    first_count, first_sum = count, total
+            assert operator.proc is not None
+            result.update({
+                "loop_mean_s": round(sum(samples) / max(len(samples), 1), 3),
+                "loop_max_s": round(max(samples, default=0.0), 3),
+                "periods_measured": len(samples),
+                "operator_peak_rss_mib": round(vm_hwm_mib(operator.proc.pid), 1),
+                "operator_rss_mib": round(vm_hwm_mib(operator.proc.pid, "VmRSS"), 1),
+            })
+            status = client.CustomObjectsApi(api).get_cluster_custom_object(
+                "gridshift.io", "v1alpha1", "powerpolicies", name).get("status", {})
+            ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+            result["policy_ready_message"] = ready.get("message", "")
+        finally:
+            if operator is not None:
+                operator.stop()
+            if prom is not None:
+                prom.stop()
+            if twin is not None:
+                twin.stop()
+            cluster.down_now()
+    for key, value in result.items():
+        print(f"{key + ':':26}{value}")
+    write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

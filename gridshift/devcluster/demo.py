@@ -1,0 +1,217 @@
+"""`gridshift demo`: the whole loop on this machine, in a few minutes.
+
+A site of three kwok GPU nodes runs two inference Deployments and a protected pretraining Job
+(its GPUs replay a real H100 trace when ../shared/data is there), a 1.5 kWh battery stands behind
+it, and a PowerPolicy (not dry-run) caps the site at 10 kW. The telemetry twin turns the pods into
+DCGM power, a real Prometheus scrapes it, the operator runs as its own process. Midway a
+fine-tuning Job surges the site past the cap; the operator discharges the battery, scales the
+lowest-priority inference down and checkpoints-then-suspends the fine-tune, and brings everything
+back when the surge is over. A live table shows each step; a PNG timeline is written at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client
+
+from gridshift.devcluster.controlplane import free_port
+from gridshift.devcluster.lab import (
+    CheckpointSidecar,
+    OperatorProcess,
+    delete_site,
+    inference,
+    new_site,
+    policy,
+    prom_query,
+    prom_range,
+    training,
+)
+from gridshift.devcluster.prometheus import LocalPrometheus
+from gridshift.devcluster.twin import Twin
+
+NAMESPACE = "gridshift-demo"
+POLICY = "demo-site"
+BATTERY = "demo-ess"
+CAP_W, TRIGGER_W = 10_000.0, 9_000.0
+PRETRAIN_TRACE = "gpu-power/h100-8gpu-llm-training/run-2025-07-27T00-34-per-gpu.csv"
+
+
+@dataclass
+class Row:
+    t: float
+    measured_w: float | None
+    forecast_w: float | None
+    battery_w: float
+    soc: float | None
+    phase: str
+    action: str
+
+    @property
+    def grid_w(self) -> float | None:
+        """What the grid supplies: the GPUs' draw less the battery's discharge."""
+        return None if self.measured_w is None else self.measured_w - self.battery_w
+
+
+@dataclass
+class DemoResult:
+    rows: list[Row] = field(default_factory=list)
+    actions: list[dict] = field(default_factory=list)
+    png: Path | None = None
+
+
+def _fmt(value: float | None, width: int = 8) -> str:
+    return f"{value:>{width}.0f}" if value is not None else f"{'-':>{width}}"
+
+
+def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration_s: float = 240.0,
+             surge_at_s: float = 140.0, surge_s: int = 60, trace_dir: Path | None = None, out_png: Path | None = None,
+             print_fn: Callable[[str], None] = print) -> DemoResult:
+    workdir.mkdir(parents=True, exist_ok=True)
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+    site = new_site(api, count=4, prefix="demo")
+    twin_port = free_port()
+    twin = Twin(api, trace_dir=trace_dir).serve(twin_port)
+    prom = LocalPrometheus(workdir / "prometheus", [f"127.0.0.1:{twin_port}"]).start()
+    operator = OperatorProcess(kubeconfig, prom.url, workdir / "operator.log")
+    sidecar = CheckpointSidecar(batch, NAMESPACE, "finetune")
+    result = DemoResult()
+    started = time.time()
+    try:
+        _reset(core, custom)
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        _wait_for_service_account(core)
+        apps.create_namespaced_deployment(NAMESPACE, inference("chat", site.name, 4, 300, priority=10,
+                                                               min_replicas=2))
+        apps.create_namespaced_deployment(NAMESPACE, inference("embed", site.name, 4, 300, priority=1,
+                                                               min_replicas=1))
+        real = trace_dir is not None and (trace_dir / PRETRAIN_TRACE).exists()
+        batch.create_namespaced_job(NAMESPACE, training("pretrain", site.name, 2, 4, 450, protected=True,
+                                                        trace=PRETRAIN_TRACE if real else None,
+                                                        trace_offset_s=115))  # skip the trace's idle start
+        custom.create_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", {
+            "apiVersion": "gridshift.io/v1alpha1", "kind": "EnergyStorage", "metadata": {"name": BATTERY},
+            "spec": {"capacityWattHours": 1500, "maxDischargeWatts": 3000, "maxChargeWatts": 1500}})
+        doc = policy(POLICY, site.name, NAMESPACE, prom.url, cap=CAP_W, trigger=TRIGGER_W, dry_run=False,
+                     ladder=["battery", "scaleDown", "suspend"], period=5, cooldownSeconds=10,
+                     restoreRampWattsPerMinute=6000)
+        doc["spec"]["storage"] = {"energyStorageRef": BATTERY, "reserveFraction": 0.2}
+        operator.start()
+        sidecar.start()
+        custom.create_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies", doc)
+        print_fn(f"site {site.name}: {len(site.nodes)} nodes x 8 GPUs; cap {CAP_W:.0f} W, trigger {TRIGGER_W:.0f} W; "
+                 f"pretraining {'replays ' + PRETRAIN_TRACE if real else 'draws 450 W per GPU'}")
+        print_fn(f"{'t(s)':>5} {'GPUs W':>8} {'battery':>8} {'grid W':>8} {'forecast':>8} {'cap':>8} {'SoC':>5} "
+                 f"{'phase':<10} action")
+        surged = False
+        seen = 0
+        while (elapsed := time.time() - started) < duration_s:
+            if not surged and elapsed >= surge_at_s:
+                batch.create_namespaced_job(NAMESPACE, training("finetune", site.name, 2, 4, 700,
+                                                                run_seconds=surge_s))
+                surged = True
+                print_fn(f"{elapsed:5.0f} -- surge: fine-tuning Job starts on 8 GPUs (700 W each, {surge_s} s) --")
+            pp = custom.get_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies", POLICY)
+            status = pp.get("status") or {}
+            ess = custom.get_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", BATTERY)
+            records = status.get("recentActions", [])
+            new = records[seen:] if len(records) >= seen else records
+            seen = len(records)
+            result.actions.extend(new)
+            measured = prom_query(prom.url, site.power_query)
+            row = Row(elapsed, float(measured[0]["value"][1]) if measured else None, status.get("forecastPeakWatts"),
+                      float(ess["spec"].get("setpointWatts", 0.0)), (ess.get("status") or {}).get("socFraction"),
+                      status.get("phase", "Pending"),
+                      "; ".join(f"{r['verb']} {r['target'].split('/')[-1]}" for r in new))
+            result.rows.append(row)
+            soc = f"{row.soc:5.0%}" if row.soc is not None else f"{'-':>5}"
+            print_fn(f"{row.t:5.0f} {_fmt(row.measured_w)} {row.battery_w:8.0f} {_fmt(row.grid_w)} "
+                     f"{_fmt(row.forecast_w)} {CAP_W:8.0f} {soc} {row.phase:<10} {row.action}")
+            time.sleep(5)
+        series = prom_range(prom.url, site.power_query, started, time.time())
+        if out_png is not None:
+            result.png = _plot(series, result, started, out_png)
+            print_fn(f"timeline written to {out_png}")
+    finally:
+        sidecar.stop.set()
+        operator.stop()
+        with contextlib.suppress(client.ApiException):
+            _reset(core, custom)
+        prom.stop()
+        twin.stop()
+        delete_site(api, site)
+    return result
+
+
+def _wait_for_service_account(core: client.CoreV1Api, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespaced_service_account("default", NAMESPACE)
+            return
+        except client.ApiException:
+            time.sleep(0.3)
+    raise TimeoutError(f"namespace {NAMESPACE} has no default ServiceAccount after {timeout:.0f} s")
+
+
+def _reset(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
+    """Remove what an earlier demo left: the policy (and its finalizer), the battery, the namespace."""
+    for plural, name in (("powerpolicies", POLICY), ("energystorages", BATTERY)):
+        with contextlib.suppress(client.ApiException):
+            custom.patch_cluster_custom_object("gridshift.io", "v1alpha1", plural, name,
+                                               {"metadata": {"finalizers": None}})
+            custom.delete_cluster_custom_object("gridshift.io", "v1alpha1", plural, name)
+    with contextlib.suppress(client.ApiException):
+        core.delete_namespace(NAMESPACE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(NAMESPACE)
+        except client.ApiException:
+            return
+        time.sleep(0.5)
+
+
+def _plot(series: list[tuple[float, float]], result: DemoResult, started: float, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gridshift.actuators.kubernetes import parse_rfc3339
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    if series:
+        ax.plot([t - started for t, _ in series], [v for _, v in series], lw=1.2, label="GPU power (Prometheus)")
+    grid = [(r.t, r.grid_w) for r in result.rows if r.grid_w is not None]
+    if grid:
+        ax.plot(*zip(*grid, strict=True), lw=1.6, color="black", label="grid draw (GPUs - battery)")
+    fc = [(r.t, r.forecast_w) for r in result.rows if r.forecast_w is not None]
+    if fc:
+        ax.plot(*zip(*fc, strict=True), "--", lw=1, label="forecast upper bound")
+    bat = [(r.t, r.battery_w) for r in result.rows]
+    if any(b for _, b in bat):
+        ax.step(*zip(*bat, strict=True), where="post", lw=1, label="battery discharge setpoint")
+    ax.axhline(CAP_W, color="red", lw=1, label="cap")
+    ax.axhline(TRIGGER_W, color="orange", lw=1, ls=":", label="trigger")
+    for rec in result.actions:
+        t = parse_rfc3339(rec["time"])
+        if t is not None:
+            ax.axvline(t - started, color="grey", lw=0.6, alpha=0.6)
+            ax.annotate(f"{rec['verb']} {rec['target'].split('/')[-1]}", (t - started, CAP_W * 1.02),
+                        rotation=90, fontsize=7, va="bottom")
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("watts")
+    ax.set_ylim(0, CAP_W * 1.45)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("gridshift demo: site power, forecast and actions")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
