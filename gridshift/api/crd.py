@@ -101,26 +101,25 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _strip_markers(_structural(inlined))
 
 
-def powerpolicy_crd() -> dict[str, Any]:
-    """The CustomResourceDefinition of ``powerpolicies.gridshift.io``."""
-    spec_schema = openapi_schema(pp.PowerPolicySpec)
-    status_schema = openapi_schema(pp.PowerPolicyStatus)
+def _crd(*, plural: str, kind: str, short_name: str, columns: list[dict[str, Any]], root: type[BaseModel],
+         spec: type[BaseModel], status: type[BaseModel]) -> dict[str, Any]:
+    """A cluster-scoped gridshift.io CRD with a status subresource, its schema from the models."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{pp.PLURAL}.{pp.API_GROUP}",
+            "name": f"{plural}.{pp.API_GROUP}",
             "labels": {"app.kubernetes.io/name": "gridshift", "app.kubernetes.io/part-of": "gridshift"},
         },
         "spec": {
             "group": pp.API_GROUP,
             "scope": "Cluster",
             "names": {
-                "kind": pp.KIND,
-                "listKind": f"{pp.KIND}List",
-                "plural": pp.PLURAL,
-                "singular": pp.KIND.lower(),
-                "shortNames": ["pp"],
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short_name],
                 "categories": ["gridshift"],
             },
             "versions": [
@@ -130,27 +129,18 @@ def powerpolicy_crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
-                        {"name": "Budget", "type": "number", "jsonPath": ".spec.budget.capWatts",
-                         "description": "Power cap in watts"},
-                        {"name": "Observed", "type": "number", "jsonPath": ".status.observedWatts",
-                         "description": "Latest measured power in watts"},
-                        {"name": "Forecast", "type": "number", "jsonPath": ".status.forecastPeakWatts",
-                         "description": "Forecast upper bound over the horizon, in watts"},
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "DryRun", "type": "boolean", "jsonPath": ".spec.safety.dryRun", "priority": 1},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                        *columns, {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": (pp.PowerPolicy.__doc__ or "").strip(),
+                            "description": (root.__doc__ or "").strip(),
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
+                                "spec": openapi_schema(spec),
+                                "status": openapi_schema(status),
                             },
                         }
                     },
@@ -158,61 +148,34 @@ def powerpolicy_crd() -> dict[str, Any]:
             ],
         },
     }
+
+
+def powerpolicy_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of ``powerpolicies.gridshift.io``."""
+    return _crd(plural=pp.PLURAL, kind=pp.KIND, short_name="pp", root=pp.PowerPolicy, spec=pp.PowerPolicySpec,
+                status=pp.PowerPolicyStatus, columns=[
+                    {"name": "Budget", "type": "number", "jsonPath": ".spec.budget.capWatts",
+                     "description": "Power cap in watts"},
+                    {"name": "Observed", "type": "number", "jsonPath": ".status.observedWatts",
+                     "description": "Latest measured power in watts"},
+                    {"name": "Forecast", "type": "number", "jsonPath": ".status.forecastPeakWatts",
+                     "description": "Forecast upper bound over the horizon, in watts"},
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "DryRun", "type": "boolean", "jsonPath": ".spec.safety.dryRun", "priority": 1},
+                ])
 
 
 def energystorage_crd() -> dict[str, Any]:
     """The CustomResourceDefinition of ``energystorages.gridshift.io``."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{es.PLURAL}.{pp.API_GROUP}",
-            "labels": {"app.kubernetes.io/name": "gridshift", "app.kubernetes.io/part-of": "gridshift"},
-        },
-        "spec": {
-            "group": pp.API_GROUP,
-            "scope": "Cluster",
-            "names": {
-                "kind": es.KIND,
-                "listKind": f"{es.KIND}List",
-                "plural": es.PLURAL,
-                "singular": es.KIND.lower(),
-                "shortNames": ["ess"],
-                "categories": ["gridshift"],
-            },
-            "versions": [
-                {
-                    "name": pp.API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Capacity", "type": "number", "jsonPath": ".spec.capacityWattHours",
-                         "description": "Usable capacity in watt-hours"},
-                        {"name": "Setpoint", "type": "number", "jsonPath": ".spec.setpointWatts",
-                         "description": "Requested power in watts, positive discharges"},
-                        {"name": "SoC", "type": "number", "jsonPath": ".status.socFraction",
-                         "description": "State of charge, 0 to 1"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (es.EnergyStorage.__doc__ or "").strip(),
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": openapi_schema(es.EnergyStorageSpec),
-                                "status": openapi_schema(es.EnergyStorageStatus),
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return _crd(plural=es.PLURAL, kind=es.KIND, short_name="ess", root=es.EnergyStorage, spec=es.EnergyStorageSpec,
+                status=es.EnergyStorageStatus, columns=[
+                    {"name": "Capacity", "type": "number", "jsonPath": ".spec.capacityWattHours",
+                     "description": "Usable capacity in watt-hours"},
+                    {"name": "Setpoint", "type": "number", "jsonPath": ".spec.setpointWatts",
+                     "description": "Requested power in watts, positive discharges"},
+                    {"name": "SoC", "type": "number", "jsonPath": ".status.socFraction",
+                     "description": "State of charge, 0 to 1"},
+                ])
 
 
 def kopf_peering_crd() -> dict[str, Any]:

@@ -30,7 +30,7 @@ from gridshift.devcluster.pki import Pki, ensure_pki
 
 SITE_LABEL = "gridshift.io/site"
 RACK_LABEL = "gridshift.io/rack"
-GPU_RESOURCE = "nvidia.com/gpu"
+
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.96.0.0/16"
 RUN_DURATION_ANNOTATION = "gridshift.io/run-duration"

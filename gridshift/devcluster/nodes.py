@@ -8,8 +8,8 @@ import time
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from gridshift.api.resources import GPU_RESOURCE
 from gridshift.devcluster.controlplane import (
-    GPU_RESOURCE,
     KWOK_ANNOTATION,
     RACK_LABEL,
     SITE_LABEL,

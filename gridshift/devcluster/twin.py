@@ -30,20 +30,8 @@ from prometheus_client.registry import Collector
 
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
+from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
 from gridshift.telemetry.traces import load_gpu_series
-
-GPU = "nvidia.com/gpu"
-
-
-def _pod_gpus(pod: Any) -> int:
-    total = 0
-    for c in pod.spec.containers or []:
-        res = c.resources
-        for source in (res.limits if res else None, res.requests if res else None):
-            if source and GPU in source:
-                total += int(source[GPU])
-                break
-    return total
 
 
 class Twin(Collector):
@@ -70,12 +58,14 @@ class Twin(Collector):
             self.traces[name] = [s.values for s in series] or [np.array([self.default_w])]
         return self.traces[name]
 
-    def _gpu_watts(self, pod: Any, index: int, now: float) -> float:
-        notes = pod.metadata.annotations or {}
+    def _gpu_watts(self, pod: dict[str, Any], index: int, now: float) -> float:
+        notes = pod["metadata"].get("annotations") or {}
         if ann.POWER_TRACE in notes:
             traces = self._trace(notes[ann.POWER_TRACE])
             values = traces[index % len(traces)]
-            started = pod.status.start_time.timestamp() if pod.status and pod.status.start_time else now
+            start = (pod.get("status") or {}).get("startTime")
+            started = dt.datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp() \
+                if start else now
             try:
                 offset = int(float(notes.get(ann.POWER_TRACE_OFFSET, "0")))
             except ValueError:
@@ -90,25 +80,29 @@ class Twin(Collector):
         now = time.time()
         family = GaugeMetricFamily("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).",
                                    labels=["gpu", "UUID", "Hostname", "namespace", "pod", "container"])
-        nodes = {n.metadata.name: int((n.status.capacity or {}).get(GPU, 0)) for n in self.core.list_node().items}
-        by_node: dict[str, list[Any]] = {}
-        for pod in self.core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items:
-            if pod.spec.node_name in nodes and _pod_gpus(pod) > 0 and pod.metadata.deletion_timestamp is None:
-                by_node.setdefault(pod.spec.node_name, []).append(pod)
+        nodes = {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
+                 for n in list_items(self.core.list_node)}
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for pod in list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running"):
+            node = pod["spec"].get("nodeName")
+            if (node in nodes and gpus_requested(pod["spec"].get("containers")) > 0
+                    and not pod["metadata"].get("deletionTimestamp")):
+                by_node.setdefault(node, []).append(pod)
         for node, gpus in nodes.items():
-            owners: list[tuple[Any, int] | None] = []
-            for pod in sorted(by_node.get(node, []), key=lambda p: (p.metadata.creation_timestamp, p.metadata.name)):
-                owners.extend((pod, i) for i in range(_pod_gpus(pod)))
+            owners: list[tuple[dict[str, Any], int]] = []
+            for pod in sorted(by_node.get(node, []), key=lambda p: (p["metadata"]["creationTimestamp"],
+                                                                   p["metadata"]["name"])):
+                owners.extend((pod, i) for i in range(gpus_requested(pod["spec"].get("containers"))))
             for g in range(gpus):
-                owner = owners[g] if g < len(owners) else None
-                if owner is None:
+                if g < len(owners):
+                    pod, i = owners[g]
+                    meta = pod["metadata"]
+                    labels = [str(g), f"GPU-{node}-{g}", node, meta["namespace"], meta["name"],
+                              pod["spec"]["containers"][0]["name"]]
+                    watts = self._gpu_watts(pod, i, now)
+                else:
                     labels = [str(g), f"GPU-{node}-{g}", node, "", "", ""]
                     watts = self.idle_w
-                else:
-                    pod, i = owner
-                    labels = [str(g), f"GPU-{node}-{g}", node, pod.metadata.namespace, pod.metadata.name,
-                              pod.spec.containers[0].name]
-                    watts = self._gpu_watts(pod, i, now)
                 family.add_metric(labels, watts)
         yield family
 

@@ -12,9 +12,8 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import parse_rfc3339
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, LabelSelector, PowerPolicySpec
+from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
 from gridshift.planner import BatteryState, Workload
-
-GPU = "nvidia.com/gpu"
 
 
 def selector_string(sel: LabelSelector) -> str:
@@ -43,29 +42,20 @@ def _int(value: str | None, default: int | None = None) -> int | None:
         return default
 
 
-def _gpus(template: Any) -> int:
-    total = 0
-    for c in template.spec.containers or []:
-        res = c.resources
-        for source in (res.limits if res else None, res.requests if res else None):
-            if source and GPU in source:
-                total += int(source[GPU])
-                break
-    return total
 
-
-def owner_key(pod: Any) -> str | None:
-    """The workload a pod belongs to, as ``Kind/namespace/name``."""
-    for ref in pod.metadata.owner_references or []:
-        ns = pod.metadata.namespace
-        if ref.kind == "Job":
-            return f"Job/{ns}/{ref.name}"
-        if ref.kind == "StatefulSet":
-            return f"StatefulSet/{ns}/{ref.name}"
-        if ref.kind == "ReplicaSet":
-            suffix = "-" + (pod.metadata.labels or {}).get("pod-template-hash", "")
-            if suffix != "-" and ref.name.endswith(suffix):
-                return f"Deployment/{ns}/{ref.name[: -len(suffix)]}"
+def owner_key(pod: dict[str, Any]) -> str | None:
+    """The workload a pod (JSON) belongs to, as ``Kind/namespace/name``."""
+    meta = pod["metadata"]
+    ns = meta.get("namespace")
+    for ref in meta.get("ownerReferences") or []:
+        if ref["kind"] == "Job":
+            return f"Job/{ns}/{ref['name']}"
+        if ref["kind"] == "StatefulSet":
+            return f"StatefulSet/{ns}/{ref['name']}"
+        if ref["kind"] == "ReplicaSet":
+            suffix = "-" + (meta.get("labels") or {}).get("pod-template-hash", "")
+            if suffix != "-" and ref["name"].endswith(suffix):
+                return f"Deployment/{ns}/{ref['name'][: -len(suffix)]}"
     return None
 
 
@@ -89,66 +79,74 @@ class InventoryReader:
 
     def nodes(self, spec: PowerPolicySpec) -> dict[str, int]:
         """The nodes the policy governs: name -> GPU capacity."""
-        return {n.metadata.name: int((n.status.capacity or {}).get(GPU, 0)) if n.status else 0
-                for n in self.core.list_node(label_selector=selector_string(spec.scope.node_selector)).items}
+        nodes = list_items(self.core.list_node, label_selector=selector_string(spec.scope.node_selector))
+        return {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
+                for n in nodes}
 
     def read(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str],
              pod_watts: dict[tuple[str, str], float] | None = None) -> Inventory:
+        """Everything the planner needs to know about the policy's workloads. Lists are read as
+        plain JSON (see ``list_items``): at a thousand nodes the client's models cost seconds."""
         pod_watts = pod_watts or {}
         node_set = set(nodes)
-        namespaces = {n.metadata.name for n in self.core.list_namespace(
-            label_selector=selector_string(spec.workloads.namespace_selector)).items}
+        namespaces = {n["metadata"]["name"] for n in list_items(
+            self.core.list_namespace, label_selector=selector_string(spec.workloads.namespace_selector))}
         pods: dict[str, list[str]] = defaultdict(list)
         measured: dict[str, list[float]] = defaultdict(list)
-        for pod in self.core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items:
-            if pod.spec.node_name not in node_set or pod.metadata.namespace not in namespaces:
+        for pod in list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running"):
+            meta = pod["metadata"]
+            if pod["spec"].get("nodeName") not in node_set or meta.get("namespace") not in namespaces:
                 continue
             key = owner_key(pod)
             if key is None:
                 continue
-            pods[key].append(pod.metadata.name)
-            if (pod.metadata.namespace, pod.metadata.name) in pod_watts:
-                measured[key].append(pod_watts[(pod.metadata.namespace, pod.metadata.name)])
+            pods[key].append(meta["name"])
+            if (meta["namespace"], meta["name"]) in pod_watts:
+                measured[key].append(pod_watts[(meta["namespace"], meta["name"])])
 
-        priorities = {pc.metadata.name: pc.value for pc in self.sched.list_priority_class().items}
+        priorities = {pc["metadata"]["name"]: pc.get("value", 0) for pc in list_items(self.sched.list_priority_class)}
         hpa_floor: dict[str, int] = {}
-        for hpa in self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces().items:
-            ref = hpa.spec.scale_target_ref
-            hpa_floor[f"{ref.kind}/{hpa.metadata.namespace}/{ref.name}"] = hpa.spec.min_replicas or 1
+        for hpa in list_items(self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces):
+            ref = hpa["spec"]["scaleTargetRef"]
+            hpa_floor[f"{ref['kind']}/{hpa['metadata']['namespace']}/{ref['name']}"] = hpa["spec"].get(
+                "minReplicas", 1)
 
         selector = selector_string(spec.workloads.selector)
-        objects: list[tuple[str, Any]] = [
-            *(("Deployment", d) for d in self.apps.list_deployment_for_all_namespaces(label_selector=selector).items),
-            *(("StatefulSet", s) for s in self.apps.list_stateful_set_for_all_namespaces(
-                label_selector=selector).items),
-            *(("Job", j) for j in self.batch.list_job_for_all_namespaces(label_selector=selector).items),
+        objects: list[tuple[str, dict[str, Any]]] = [
+            *(("Deployment", d) for d in list_items(self.apps.list_deployment_for_all_namespaces,
+                                                    label_selector=selector)),
+            *(("StatefulSet", d) for d in list_items(self.apps.list_stateful_set_for_all_namespaces,
+                                                     label_selector=selector)),
+            *(("Job", d) for d in list_items(self.batch.list_job_for_all_namespaces, label_selector=selector)),
         ]
         workloads = []
         for kind, obj in objects:
-            meta = obj.metadata
-            key = f"{kind}/{meta.namespace}/{meta.name}"
-            notes = meta.annotations or {}
+            meta, body = obj["metadata"], obj["spec"]
+            key = f"{kind}/{meta['namespace']}/{meta['name']}"
+            notes = meta.get("annotations") or {}
+            labels = meta.get("labels") or {}
             owner = notes.get(ann.MANAGED_BY)
-            if meta.namespace not in namespaces or (key not in pods and owner != name):
+            if meta["namespace"] not in namespaces or (key not in pods and owner != name):
                 continue
             if kind == "Job" and _job_finished(obj):
                 continue
-            template = obj.spec.template
-            wpr = _watts_per_replica(measured.get(key), notes, _gpus(template), spec.workloads.watts_per_gpu)
+            template = body["template"]["spec"]
+            wpr = _watts_per_replica(measured.get(key), notes, gpus_requested(template.get("containers")),
+                                     spec.workloads.watts_per_gpu)
             priority = _int(notes.get(ann.PRIORITY))
             if priority is None:
-                priority = priorities.get(template.spec.priority_class_name or "", 0)
+                priority = priorities.get(template.get("priorityClassName") or "", 0)
             if kind == "Job":
-                replicas = obj.spec.parallelism if obj.spec.parallelism is not None else 1
+                replicas = body.get("parallelism", 1)
                 floor = 0
             else:
-                replicas = obj.spec.replicas if obj.spec.replicas is not None else 1
+                replicas = body.get("replicas", 1)
                 floor = _int(notes.get(ann.MIN_REPLICAS)) or hpa_floor.get(key, 0) or 0
             workloads.append(Workload(
-                kind=kind, namespace=meta.namespace, name=meta.name, replicas=replicas, watts_per_replica=wpr,
+                kind=kind, namespace=meta["namespace"], name=meta["name"], replicas=replicas, watts_per_replica=wpr,
                 priority=priority, floor=floor,
-                protected=_truthy((meta.labels or {}).get(ann.PROTECTED)) or _truthy(notes.get(ann.PROTECTED)),
-                suspended=bool(kind == "Job" and obj.spec.suspend), managed_by=owner,
+                protected=_truthy(labels.get(ann.PROTECTED)) or _truthy(notes.get(ann.PROTECTED)),
+                suspended=bool(kind == "Job" and body.get("suspend")), managed_by=owner,
                 original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
                 last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),
                 checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
@@ -177,11 +175,9 @@ class InventoryReader:
                             managed_by=(obj["metadata"].get("annotations") or {}).get(ann.MANAGED_BY))
 
 
-def _job_finished(job: Any) -> bool:
-    for cond in (job.status.conditions or []) if job.status else []:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return True
-    return False
+def _job_finished(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
 
 
 def _watts_per_replica(measured: list[float] | None, notes: dict[str, str], gpus: int, watts_per_gpu: float) -> float:

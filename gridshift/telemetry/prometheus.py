@@ -38,6 +38,11 @@ class Reading:
         return float(self.series.values[-1])
 
 
+def _short(query: str, limit: int = 160) -> str:
+    """A query as quoted in messages: long node matchers are cut, the rest kept."""
+    return repr(query) if len(query) <= limit else repr(query[: limit - 20] + " ... " + query[-15:])
+
+
 class PrometheusReader:
     """PromQL in, evenly spaced watts out (prometheus-api-client underneath)."""
 
@@ -54,22 +59,23 @@ class PrometheusReader:
         except requests.exceptions.RequestException as exc:
             return Reading("error", f"Prometheus at {self.url} unreachable: {type(exc).__name__}")
         except PrometheusApiClientException as exc:
-            return Reading("error", f"Prometheus refused {query!r}: {str(exc)[:300]}")
+            return Reading("error", f"Prometheus refused {_short(query)}: {str(exc)[:300]}")
         try:
             samples = parse_prometheus_range({"status": "success", "data": {"resultType": "matrix", "result": result}})
         except TraceError as exc:
             return Reading("error", str(exc))
         if not samples:
-            return Reading("missing", f"{query!r} matched no series in the last {lookback_s:.0f} s")
+            return Reading("missing", f"{_short(query)} matched no series in the last {lookback_s:.0f} s")
         if len(samples) > 1:
-            return Reading("error", f"{query!r} returned {len(samples)} series; aggregate it to one (e.g. sum(...))")
+            return Reading("error", f"{_short(query)} returned {len(samples)} series; "
+                                    "aggregate it to one (e.g. sum(...))")
         times, values = samples[0].times, samples[0].values
         finite = np.isfinite(values)
         if not finite.any():
-            return Reading("missing", f"{query!r} returned only NaN in the last {lookback_s:.0f} s")
+            return Reading("missing", f"{_short(query)} returned only NaN in the last {lookback_s:.0f} s")
         age = now - float(times[finite].max())
         if age > stale_after_s:
-            reason = f"newest sample of {query!r} is {age:.0f} s old (stale after {stale_after_s:.0f} s)"
+            reason = f"newest sample of {_short(query)} is {age:.0f} s old (stale after {stale_after_s:.0f} s)"
             return Reading("stale", reason, newest_age_s=age)
         segments = resample(times, values, step=step_s, max_gap_s=max_gap_s, min_length=1)
         # The segment that ends with the newest sample: older data before a long gap is history.
@@ -83,7 +89,7 @@ class PrometheusReader:
         except requests.exceptions.RequestException as exc:
             return {}, f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
         except PrometheusApiClientException as exc:
-            return {}, f"Prometheus refused {query!r}: {str(exc)[:300]}"
+            return {}, f"Prometheus refused {_short(query)}: {str(exc)[:300]}"
         out: dict[tuple[str, ...], float] = {}
         for sample in result:
             metric = sample.get("metric", {})
@@ -101,5 +107,7 @@ def node_matcher(label: str, nodes: list[str]) -> str:
     """The ``$selector`` replacement: a label matcher for exactly these nodes."""
     if not nodes:
         return f'{label}="__no_governed_nodes__"'
-    escaped = "|".join(re.escape(n).replace("\\", "\\\\") for n in sorted(nodes))
+    # Node names are DNS subdomains ([a-z0-9.-]): only the dot is special in a regex. PromQL strings
+    # take backslashes doubled.
+    escaped = "|".join(re.sub(r"([.\\^$*+?()\[\]{}|])", r"\\\\\1", n) for n in sorted(nodes))
     return f'{label}=~"{escaped}"'

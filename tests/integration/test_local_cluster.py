@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from gridshift.devcluster.controlplane import GPU_RESOURCE, RUN_DURATION_ANNOTATION, SITE_LABEL
+from gridshift.api.resources import GPU_RESOURCE
+from gridshift.devcluster.controlplane import RUN_DURATION_ANNOTATION, SITE_LABEL
 from tests.conftest import TEST_POOLS, Kube, eventually
 
 pytestmark = pytest.mark.cluster

@@ -250,6 +250,19 @@ def test_prometheus_down_holds_and_recovers(lab: Lab, site: Site, namespace: str
                    what=f"recovery when Prometheus returns\n{operator.tail()}")
         eventually(lambda: kube.apps.read_namespaced_deployment("embed", namespace).spec.replicas < 4, 60,
                    what="actions resume once telemetry is trusted")
+
+        # Deleting the policy gives back what it changed, then lets the object go.
+        kube.custom.delete_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
+
+        def released() -> bool:
+            deps = [kube.apps.read_namespaced_deployment(n, namespace) for n in ("chat", "embed")]
+            job = kube.batch.read_namespaced_job("finetune", namespace)
+            return all(d.spec.replicas == 4 and not _annotations(d) for d in deps) and not job.spec.suspend \
+                and not _annotations(job)
+
+        eventually(released, 60, what=f"release on delete\n{operator.tail()}")
+        eventually(lambda: name not in {p["metadata"]["name"] for p in kube.custom.list_cluster_custom_object(
+            GROUP, VERSION, "powerpolicies")["items"]}, 30, what="the policy gone after its finalizer ran")
     finally:
         operator.stop()
         print(operator.tail(20000))
