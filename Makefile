@@ -24,11 +24,10 @@ $(TRAIN): $(STAMP)
 install-train: $(TRAIN)
 
 # The whole loop in about four minutes: builds the control-plane binaries once (cached in
-# ~/.cache/gridshift), starts the local cluster, then `gridshift demo` runs Prometheus, the
+# ~/.cache/gridshift), starts the local cluster unless one runs, then runs Prometheus, the
 # telemetry twin, workloads, a battery, a 10 kW policy and the operator, prints a live table and
 # writes out/gridshift-demo.png.
 demo: install
-	$(BIN)/gridshift dev cluster up --nodes 1
 	$(BIN)/gridshift demo --out out/gridshift-demo.png
 
 down: install

@@ -128,8 +128,9 @@ class KubernetesActuator:
                 "resourceVersion": obj.metadata.resource_version,
                 "annotations": {ann.MANAGED_BY: self.policy, ann.ORIGINAL_REPLICAS: original,
                                 ann.LAST_ACTION: rfc3339(now)}}})
-            self._patch_scale(kind, namespace, name, action.replicas)
-            return Outcome(action, True, f"scaled {action.target} {current} -> {action.replicas} "
+            target = min(action.replicas, current)  # a scale-down planned on older data never adds replicas
+            self._patch_scale(kind, namespace, name, target)
+            return Outcome(action, True, f"scaled {action.target} {current} -> {target} "
                                          f"(original {original} recorded)")
         original = int(notes.get(ann.ORIGINAL_REPLICAS, action.replicas))
         target = max(action.replicas, current)  # a restore never takes replicas away
