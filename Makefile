@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TRAIN  := $(VENV)/.installed-train
 H100   ?= ../shared/data/gpu-power/h100-8gpu-llm-training
 
-.PHONY: install install-train demo down test lint binaries bench default-model
+.PHONY: install install-train demo down test lint binaries bench default-model crds manifests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,11 @@ default-model: install-train
 	rm -rf gridshift/forecaster/default_model
 	$(BIN)/gridshift forecast train --data $(H100)/run-*-per-gpu.csv --out gridshift/forecaster/default_model \
 	  --no-teacher --seed 0 --device cpu --teacher-epochs 40 --student-epochs 100 --quantize --prune 0.5
+
+# Regenerates crds/ from the API types and manifests/install.yaml from the chart (tests fail on drift).
+MANIFEST_VALUES := --namespace gridshift-system --set prometheusUrl=http://prometheus-operated.monitoring.svc:9090
+crds: install
+	$(BIN)/gridshift crd --write crds
+
+manifests: binaries crds
+	$$($(BIN)/gridshift dev cluster build)/helm template gridshift helm/gridshift $(MANIFEST_VALUES) > manifests/install.yaml

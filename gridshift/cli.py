@@ -214,7 +214,7 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers.configure(args.prometheus_url)
+    handlers.configure(args.prometheus_url, force_dry_run=args.dry_run)
     priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
@@ -225,9 +225,16 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
 
 
 def _ensure_peering(api, name: str) -> None:
-    """Kopf's ClusterKopfPeering object for the replicas to meet in (the CRD ships in crds/)."""
+    """Kopf's ClusterKopfPeering object for the replicas to meet in (the CRD ships in crds/; the Helm
+    chart creates the object, so the operator only needs to read it there)."""
     from kubernetes import client
 
+    try:
+        api.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+        return
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise SystemExit(f"gridshift: cannot read ClusterKopfPeering {name!r}: {exc.status} {exc.reason}") from exc
     try:
         api.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings",
                                          {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
@@ -386,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="peering priority; the highest live replica acts, the others stand by (default: random, "
                           "because Kopf pauses every replica when two share a priority)")
     run.add_argument("--standalone", action="store_true", help="no peering: for a single replica")
+    run.add_argument("--dry-run", action="store_true",
+                     help="report every policy's actions without writing, whatever its spec.safety.dryRun says")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_cmd_operator_run)
 

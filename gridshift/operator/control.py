@@ -117,9 +117,10 @@ class ModelCache:
 class PolicyController:
     """Runs control periods for any number of policies; one instance per operator process."""
 
-    def __init__(self, api: client.ApiClient, default_prometheus_url: str | None = None):
+    def __init__(self, api: client.ApiClient, default_prometheus_url: str | None = None, force_dry_run: bool = False):
         self.api = api
         self.default_prometheus_url = default_prometheus_url
+        self.force_dry_run = force_dry_run
         self.inventory = InventoryReader(api)
         self.models = ModelCache(api)
         self.memory: dict[str, _Memory] = {}
@@ -245,7 +246,8 @@ class PolicyController:
             battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
             period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")),
         ))
-        actuator = KubernetesActuator(self.api, name, safety.dry_run)
+        dry = safety.dry_run or self.force_dry_run
+        actuator = KubernetesActuator(self.api, name, dry)
         outcomes = [actuator.apply(a, now) for a in decided.actions]
         events: list[Event] = []
         records = [dict(r) for r in status.get("recentActions", [])]
@@ -261,7 +263,6 @@ class PolicyController:
         mem.last_load = view.load_w
         for out in outcomes:
             a = out.action
-            dry = safety.dry_run
             metrics.ACTIONS.labels(name, a.rung, a.verb, str(dry).lower()).inc()
             ok = out.applied or dry
             reason = ("DryRun" if dry else EVENT_REASONS[a.verb]) if ok else "ActionSkipped"
@@ -275,7 +276,7 @@ class PolicyController:
         if applied:
             new_status["lastChangeTime"] = rfc3339(now)
         would = sum(a.expected_watts for a in decided.actions if a.expected_watts > 0)
-        metrics.WOULD_SHAVE.labels(name).set(would if safety.dry_run else 0)
+        metrics.WOULD_SHAVE.labels(name).set(would if dry else 0)
         return PeriodResult(new_status, events, decided, outcomes)
 
     def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
@@ -288,7 +289,8 @@ class PolicyController:
         battery_on = inventory.battery is not None and inventory.battery.managed_by == name \
             and inventory.battery.setpoint_w > 0
         shaving = [a for a in decided.actions if a.expected_watts > 0]
-        acting = bool(changed or battery_on or (spec.safety.dry_run and shaving))
+        dry = spec.safety.dry_run or self.force_dry_run
+        acting = bool(changed or battery_on or (dry and shaving))
         if decided.mode == "shave" or (acting and decided.mode == "hold"):
             phase = "Acting"
         elif decided.mode == "restore" and (changed or battery_on):
@@ -297,8 +299,9 @@ class PolicyController:
             phase = "Watching"
         if acting:
             what = ", ".join(sorted(w.key for w in changed)) + (" and the battery" if battery_on else "")
-            acting_msg = (f"would shave {sum(a.expected_watts for a in shaving):.0f} W (dry-run)"
-                          if spec.safety.dry_run else f"holding changes on {what or 'nothing'}")
+            forced = ", forced by the operator's --dry-run" if self.force_dry_run and not spec.safety.dry_run else ""
+            acting_msg = (f"would shave {sum(a.expected_watts for a in shaving):.0f} W (dry-run{forced})"
+                          if dry else f"holding changes on {what or 'nothing'}")
         else:
             acting_msg = "nothing changed by this policy"
         forecast_msg = (f"p{spec.forecast.confidence * 100:g} upper bound {view.forecast_peak_w:.0f} W over "

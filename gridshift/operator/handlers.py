@@ -23,7 +23,7 @@ from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolic
 from gridshift.operator.control import PeriodResult, PolicyController
 from gridshift.planner import Action
 
-_state: dict[str, Any] = {"controller": None, "prometheus_url": None}
+_state: dict[str, Any] = {"controller": None, "prometheus_url": None, "force_dry_run": False}
 
 
 def kubernetes_client() -> client.ApiClient:
@@ -36,13 +36,15 @@ def kubernetes_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def configure(prometheus_url: str | None) -> None:
+def configure(prometheus_url: str | None, force_dry_run: bool = False) -> None:
     _state["prometheus_url"] = prometheus_url
+    _state["force_dry_run"] = force_dry_run
 
 
 def controller() -> PolicyController:
     if _state["controller"] is None:
-        _state["controller"] = PolicyController(kubernetes_client(), _state["prometheus_url"])
+        _state["controller"] = PolicyController(kubernetes_client(), _state["prometheus_url"],
+                                                force_dry_run=_state["force_dry_run"])
     return _state["controller"]
 
 

@@ -5,67 +5,29 @@ reports; Prometheus going away makes the policy hold and say why."""
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.lab import (
     CheckpointSidecar,
     OperatorProcess,
     Site,
-    delete_site,
     inference,
-    new_site,
     policy,
     prom_query,
     prom_range,
     start_prometheus,
     training,
 )
-from gridshift.devcluster.twin import Twin
 from tests.conftest import Kube, eventually
+from tests.integration.conftest import Lab
 
 pytestmark = pytest.mark.cluster
 
 GROUP, VERSION = "gridshift.io", "v1alpha1"
 GS = "gridshift.io/"
-
-
-@dataclass
-class Lab:
-    kube: Kube
-    twin: Twin
-    twin_port: int
-    prometheus_url: str
-    tmp: Path
-
-
-@pytest.fixture(scope="module")
-def lab(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus not on PATH: apt-get install prometheus (CI installs it)")
-    tmp = tmp_path_factory.mktemp("power-lab")
-    port = free_port()
-    twin = Twin(kube.api).serve(port)
-    prom = start_prometheus(tmp / "prometheus", port)
-    try:
-        yield Lab(kube, twin, port, prom.url, tmp)
-    finally:
-        prom.stop()
-        twin.stop()
-
-
-@pytest.fixture
-def site(lab: Lab) -> Iterator[Site]:
-    s = new_site(lab.kube.api, count=4)  # 32 GPUs: room for 4-GPU pods however the 1-GPU pods spread
-    yield s
-    delete_site(lab.kube.api, s)
 
 
 def _power(url: str, site: Site) -> float | None:
