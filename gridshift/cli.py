@@ -294,6 +294,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_feasibility(args: argparse.Namespace) -> int:
+    import json
+
+    from gridshift.planner.feasibility import Move, assess
+    from gridshift.planner.units import UnitError, parse_bitrate, parse_bytes, parse_duration, parse_power
+
+    if not 0 <= args.margin < 1:
+        print(f"gridshift feasibility: --margin must be a fraction in [0, 1), got {args.margin:g}", file=sys.stderr)
+        return 2
+    try:
+        move = Move(
+            checkpoint_bytes=parse_bytes(args.checkpoint, "--checkpoint"),
+            bandwidth_bps=parse_bitrate(args.bandwidth, "--bandwidth"),
+            window_s=parse_duration(args.window, "--window"),
+            margin=args.margin,
+            job_power_w=parse_power(args.job_power, "--job-power"),
+            idle_power_w=parse_power(args.idle_power, "--idle-power") if args.idle_power else None,
+            checkpoint_write_Bps=parse_bitrate(args.write_rate, "--write-rate") / 8,
+            restore_read_Bps=parse_bitrate(args.read_rate, "--read-rate") / 8,
+        )
+    except (UnitError, ValueError) as exc:
+        print(f"gridshift feasibility: {exc}", file=sys.stderr)
+        return 2
+    verdict = assess(move)
+    if args.json:
+        print(json.dumps({"move": move.__dict__, "verdict": verdict.as_dict()}, indent=2))
+    else:
+        print(verdict.explain())
+    if args.plot:
+        from gridshift.plots.feasibility import plot_domain
+
+        print(f"wrote {plot_domain(move, verdict, Path(args.plot))}", file=sys.stderr)
+    return 0 if verdict.feasible else 1
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -380,6 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--trace-dir", help="folder of real traces (default ../shared/data when present)")
     demo.set_defaults(func=_cmd_demo)
 
+    fe = sub.add_parser("feasibility", help="is moving a job into a renewable window worth it? (exit 0: yes, 1: no)")
+    fe.add_argument("--checkpoint", required=True, help="checkpoint size, e.g. 80GiB, 1.5TB")
+    fe.add_argument("--bandwidth", required=True, help="WAN bandwidth, e.g. 10Gbit/s, 400Mbps, 1GB/s")
+    fe.add_argument("--window", required=True, help="remaining renewable window, e.g. 3h, 45min, 1h30min")
+    fe.add_argument("--job-power", default="6kW", help="the job's power while running (default 6kW)")
+    fe.add_argument("--idle-power", help="power held while the job is stopped for the move (default 25%% of job)")
+    fe.add_argument("--margin", type=float, default=0.2, help="the move must fit in (1 - margin) of the window")
+    fe.add_argument("--write-rate", default="2GB/s", help="checkpoint write rate at the source (default 2GB/s)")
+    fe.add_argument("--read-rate", default="2GB/s", help="checkpoint read rate at the destination (default 2GB/s)")
+    fe.add_argument("--json", action="store_true", help="print the move and the verdict as JSON")
+    fe.add_argument("--plot", metavar="PNG", help="also draw the feasibility domain")
+    fe.set_defaults(func=_cmd_feasibility)
+
     op = sub.add_parser("operator", help="run the gridshift operator")
     op_sub = op.add_subparsers(dest="operator_command", required=True)
     run = op_sub.add_parser("run", help="watch PowerPolicies cluster-wide and keep each under its budget")
@@ -416,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in ("nodes", "gpus_per_node", "racks", "window", "teacher_epochs", "student_epochs"):
         value = getattr(args, name, None)
-        if value is not None and value < 1:
+        if isinstance(value, int) and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     for name in ("duration", "surge_at"):
         value = getattr(args, name, None)

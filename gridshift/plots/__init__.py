@@ -1,0 +1,1 @@
+"""Figures written to files (matplotlib, the `plot` extra); the pure models they draw live elsewhere."""
