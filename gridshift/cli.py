@@ -329,6 +329,61 @@ def _cmd_feasibility(args: argparse.Namespace) -> int:
     return 0 if verdict.feasible else 1
 
 
+def _cmd_sim_migration(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import json
+
+    from gridshift.planner.units import UnitError, parse_bitrate, parse_bytes
+    from gridshift.sim.migration import build_scenario, compare
+    from gridshift.telemetry.grid import load_eia930
+    from gridshift.telemetry.traces import TraceError
+
+    sites = [s.strip() for s in args.sites.split(",") if s.strip()]
+    if len(sites) < 2:
+        raise SystemExit("gridshift sim migration: --sites: name at least two balancing authorities")
+    try:
+        start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise SystemExit(f"gridshift sim migration: --start: {exc}") from exc
+    try:
+        mixes = {s: load_eia930(Path(args.data) / f"{s}.csv") for s in sites}
+        regimes = {}
+        for spec in args.bandwidth:
+            lo, _, hi = spec.partition("-")
+            regimes[spec] = (parse_bitrate(lo, "--bandwidth"), parse_bitrate(hi or lo, "--bandwidth"))
+        sizes = tuple(parse_bytes(v, "--checkpoint") for v in args.checkpoint.split("-", 1))
+    except (OSError, TraceError, UnitError) as exc:
+        raise SystemExit(f"gridshift sim migration: {exc}") from exc
+    first = next(iter(mixes.values()))
+    start_hour = int((start.timestamp() - first.times[0]) // 3600)
+    results = {}
+    for label, bandwidth in regimes.items():
+        try:
+            scn = build_scenario({s: m.variable_renewable for s, m in mixes.items()}, start_hour=start_hour,
+                                 days=args.days, seed=args.seed, bandwidth_bps=bandwidth,
+                                 checkpoint_bytes=(sizes[0], sizes[-1]))
+        except ValueError as exc:
+            raise SystemExit(f"gridshift sim migration: {exc}") from exc
+        results[label] = compare(scn)
+    if args.json:
+        print(json.dumps({"sites": sites, "start": args.start, "days": args.days, "seed": args.seed,
+                          "jobs": len(scn.jobs), "results": results}, indent=2, default=float))
+    else:
+        print(f"{len(scn.jobs)} jobs over {args.days} days from {args.start} at {', '.join(sites)}; "
+              f"checkpoints {args.checkpoint}")
+        for label, by_strategy in results.items():
+            print(f"\nWAN {label}")
+            print(f"{'strategy':<10} {'non-renewable kWh':>18} {'mean delay h':>13} {'moves':>6} {'aborted':>8}")
+            for strategy, r in by_strategy.items():
+                print(f"{strategy:<10} {r['nonrenewable_kwh']:>18.1f} {r['mean_delay_h']:>13.2f} {r['moves']:>6} "
+                      f"{r['aborted_moves']:>8}")
+    if args.plot:
+        from gridshift.plots.migration import plot_comparison
+
+        print(f"wrote {plot_comparison(results, Path(args.plot))}", file=sys.stderr)
+    return 0
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -427,6 +482,23 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--json", action="store_true", help="print the move and the verdict as JSON")
     fe.add_argument("--plot", metavar="PNG", help="also draw the feasibility domain")
     fe.set_defaults(func=_cmd_feasibility)
+
+    sim = sub.add_parser("sim", help="trace-driven simulations")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True)
+    mig = sim_sub.add_parser("migration", help="stay vs energy-only chasing vs feasibility-aware migration "
+                                               "on EIA-930 wind and solar")
+    mig.add_argument("--data", default="../shared/data/grid/eia-930-2022-hourly",
+                     help="folder of EIA-930 {BA}.csv files (default ../shared/data/grid/eia-930-2022-hourly)")
+    mig.add_argument("--sites", default="CISO,ERCO,MISO", help="balancing authorities, one site each")
+    mig.add_argument("--start", default="2022-06-01", help="first day jobs may arrive (UTC date)")
+    mig.add_argument("--days", type=int, default=7)
+    mig.add_argument("--seed", type=int, default=0)
+    mig.add_argument("--bandwidth", nargs="+", default=["1Gbit/s-100Gbit/s", "100Mbit/s-1Gbit/s"],
+                     help="WAN regimes, each LOW-HIGH (log-uniform per site pair)")
+    mig.add_argument("--checkpoint", default="1GB-1TB", help="checkpoint sizes LOW-HIGH (log-uniform)")
+    mig.add_argument("--json", action="store_true")
+    mig.add_argument("--plot", metavar="PNG")
+    mig.set_defaults(func=_cmd_sim_migration)
 
     op = sub.add_parser("operator", help="run the gridshift operator")
     op_sub = op.add_subparsers(dest="operator_command", required=True)
