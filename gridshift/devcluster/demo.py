@@ -33,6 +33,7 @@ from gridshift.devcluster.lab import (
 )
 from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.devcluster.twin import Twin
+from gridshift.plots import pyplot, save
 
 NAMESPACE = "gridshift-demo"
 POLICY = "demo-site"
@@ -178,10 +179,7 @@ def _reset(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
 
 
 def _plot(series: list[tuple[float, float]], result: DemoResult, started: float, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from gridshift.actuators.kubernetes import parse_rfc3339
 
@@ -210,8 +208,4 @@ def _plot(series: list[tuple[float, float]], result: DemoResult, started: float,
     ax.set_ylim(0, CAP_W * 1.45)
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title("gridshift demo: site power, forecast and actions")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

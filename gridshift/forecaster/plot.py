@@ -8,17 +8,12 @@ import numpy as np
 
 from gridshift.forecaster.metrics import make_windows
 from gridshift.forecaster.runtime import Forecaster
+from gridshift.plots import pyplot, save
 from gridshift.telemetry.series import Series
 
 
 def plot_forecast(model: Forecaster, series: Series, out: Path, confidence: float = 0.9) -> Path:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("plotting needs matplotlib: pip install 'gridshift[plot]'") from None
+    plt = pyplot()
     meta = model.meta
     steps = meta.horizon_steps
     x, y, origins = make_windows(series.values, meta.window, steps)
@@ -46,8 +41,4 @@ def plot_forecast(model: Forecaster, series: Series, out: Path, confidence: floa
     axes[1].set_xticks(pos, [f"{h:g} s" for h in meta.horizons_s])
     axes[1].set_ylabel("MAE (W)")
     axes[1].legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -8,15 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from gridshift.planner.feasibility import Move, Verdict, max_checkpoint_bytes
+from gridshift.plots import pyplot, save
 
 WINDOWS_S = (900.0, 3600.0, 3 * 3600.0, 8 * 3600.0)
 
 
 def plot_domain(move: Move, verdict: Verdict, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     bandwidth = np.logspace(8, 11.6, 200)  # 0.1 to 400 Gbit/s
     fig, ax = plt.subplots(figsize=(7.5, 5))
@@ -41,8 +39,4 @@ def plot_domain(move: Move, verdict: Verdict, out: Path) -> Path:
     ax.set_title(f"Migration feasibility: move within {1 - move.margin:.0%} of the window")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gridshift.plots import pyplot, save
+
 
 def plot_comparison(results: dict[str, dict[str, dict[str, float]]], out: Path) -> Path:
     """``results[regime][strategy]`` -> summary dict (see ``gridshift.sim.migration.compare``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     regimes = list(results)
     strategies = list(next(iter(results.values())))
@@ -29,8 +28,4 @@ def plot_comparison(results: dict[str, dict[str, dict[str, float]]], out: Path) 
         ax.set_title(label, fontsize=10)
     axes[0].legend(fontsize=8)
     fig.suptitle("Following renewable surplus: stay, energy-only chasing, feasibility-aware migration")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)
