@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -87,10 +88,37 @@ def default_cluster_dir(name: str = "default") -> Path:
     return cache_dir() / "clusters" / name
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports, chosen below the kernel's ephemeral range so that
+    the outgoing connections of a starting cluster cannot take one before its server binds it."""
+    high = _ephemeral_low() - 1
+    low = max(10_000, high - 20_000)
+    rng = random.Random()
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", rng.randint(low, high)))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def _kubeconfig(server: str, ca: Path, user: str, token: str) -> dict:
@@ -218,7 +246,8 @@ class ControlPlane:
         pki = ensure_pki(self.dir / "pki")
         tokens = self._tokens()
         token_file = self._write_token_file(tokens)
-        ports = {k: free_port() for k in ("etcd", "etcd-peer", "api", "kcm", "sched", "kwok")}
+        names = ("etcd", "etcd-peer", "api", "kcm", "sched", "kwok")
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         server = f"https://127.0.0.1:{ports['api']}"
         kubeconfigs = self._write_kubeconfigs(server, pki, tokens)
         self.state = ClusterState(str(self.dir), ports["api"], str(kubeconfigs["admin"]))

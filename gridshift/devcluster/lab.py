@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.devcluster.controlplane import NodePool, free_port
+from gridshift.devcluster.controlplane import NodePool, free_ports
 from gridshift.devcluster.nodes import register_gpu_nodes
 from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.telemetry.prometheus import node_matcher
@@ -71,8 +71,7 @@ class OperatorProcess:
             "--peering", "gridshift", "--priority", str(peering_priority)]
         self.prometheus_url = prometheus_url
         self.log = log
-        self.metrics_port = free_port()
-        self.health_port = free_port()
+        self.metrics_port, self.health_port = free_ports(2)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> OperatorProcess:
