@@ -24,7 +24,7 @@ from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, lo
 from gridshift.operator import metrics
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.planner import PlanInput, PlanLimits, plan
-from gridshift.planner.ladder import Plan
+from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
@@ -77,6 +77,20 @@ def _ref(target: str) -> dict[str, Any]:
     namespace, _, name = rest.partition("/")
     api_version = "batch/v1" if kind == "Job" else "apps/v1"
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
+
+
+def plan_limits(spec: PowerPolicySpec) -> PlanLimits:
+    """The policy's safety settings in planner units."""
+    safety = spec.safety
+    return PlanLimits(
+        cooldown_s=safety.cooldown_seconds, max_actions=safety.max_actions_per_period,
+        ramp_w_per_min=safety.restore_ramp_watts_per_minute or 0.1 * spec.budget.cap_watts,
+        hysteresis=safety.hysteresis_fraction,
+        reserve_fraction=spec.storage.reserve_fraction if spec.storage else 0.2,
+        max_discharge_w=spec.storage.max_discharge_watts if spec.storage else None,
+        checkpoint_deadline_s=spec.workloads.checkpoint.deadline_seconds,
+        on_timeout=spec.workloads.checkpoint.on_timeout,
+    )
 
 
 class ModelCache:
@@ -167,7 +181,34 @@ class PolicyController:
             events.append(Event("Warning", reason, f"{message}; holding current actions"))
         mem.reasons["degraded"] = reason
         new_status = {**status, "phase": "Degraded", "conditions": conditions, "observedGeneration": generation}
-        return PeriodResult(new_status, events)
+        outcomes = self._guard_reserve(name, spec, now, new_status, events)
+        return PeriodResult(new_status, events, outcomes=outcomes)
+
+    def _guard_reserve(self, name: str, spec: PowerPolicySpec, now: float, status: dict,
+                       events: list[Event]) -> list[Outcome]:
+        """Holding does not mean draining: while blind to power, a battery this policy discharges is
+        still brought back within its reserve (its state of charge comes from the EnergyStorage
+        status, not from Prometheus)."""
+        if spec.storage is None:
+            return []
+        battery = self.inventory.battery(spec.storage.energy_storage_ref, [])
+        action = reserve_limit(name, battery, plan_limits(spec), spec.forecast.horizon_seconds,
+                               spec.safety.period_seconds)
+        if action is None or battery is None or battery.managed_by != name:
+            return []
+        dry = spec.safety.dry_run or self.force_dry_run
+        outcome = KubernetesActuator(self.api, name, dry).apply(action, now)
+        ok = outcome.applied or dry
+        events.append(Event("Normal" if ok else "Warning", ("DryRun" if dry else EVENT_REASONS[action.verb])
+                            if ok else "ActionSkipped", f"{outcome.message}: {action.reason}",
+                            target=None if dry else _ref(action.target)))
+        if ok:
+            status["recentActions"] = [*status.get("recentActions", []), {
+                "time": rfc3339(now), "rung": action.rung, "verb": action.verb, "target": action.target,
+                "expectedWatts": round(action.expected_watts, 1), "dryRun": dry}][-RECENT_ACTIONS:]
+        if outcome.applied:
+            status["lastChangeTime"] = rfc3339(now)
+        return [outcome]
 
     def _period(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
                 mem: _Memory) -> PeriodResult:
@@ -230,15 +271,7 @@ class PolicyController:
     def _act(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
              view: Outlook, mem: _Memory) -> PeriodResult:
         safety = spec.safety
-        ramp = safety.restore_ramp_watts_per_minute or 0.1 * spec.budget.cap_watts
-        limits = PlanLimits(
-            cooldown_s=safety.cooldown_seconds, max_actions=safety.max_actions_per_period, ramp_w_per_min=ramp,
-            hysteresis=safety.hysteresis_fraction,
-            reserve_fraction=spec.storage.reserve_fraction if spec.storage else 0.2,
-            max_discharge_w=spec.storage.max_discharge_watts if spec.storage else None,
-            checkpoint_deadline_s=spec.workloads.checkpoint.deadline_seconds,
-            on_timeout=spec.workloads.checkpoint.on_timeout,
-        )
+        limits = plan_limits(spec)
         ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
         decided = plan(PlanInput(
             policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,

@@ -154,10 +154,11 @@ class InventoryReader:
             ))
         inventory = Inventory(sorted(node_set), workloads, dict(pods))
         if spec.storage is not None:
-            inventory.battery = self._battery(spec.storage.energy_storage_ref, inventory.notes)
+            inventory.battery = self.battery(spec.storage.energy_storage_ref, inventory.notes)
         return inventory
 
-    def _battery(self, ref: str, notes: list[str]) -> BatteryState | None:
+    def battery(self, ref: str, notes: list[str]) -> BatteryState | None:
+        """The policy's EnergyStorage as the planner sees it, or None (and why, in ``notes``)."""
         try:
             obj = self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", ref)
         except client.ApiException as exc:

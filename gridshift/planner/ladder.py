@@ -138,6 +138,21 @@ def battery_available_w(battery: BatteryState, limits: PlanLimits, horizon_s: fl
     return max(0.0, min(cap, sustain_w))
 
 
+def reserve_limit(policy: str, battery: BatteryState | None, limits: PlanLimits, horizon_s: float,
+                  period_s: float) -> Action | None:
+    """The action that brings this policy's discharge back within what the state of charge allows
+    above the reserve, or None. It applies in every mode, including when telemetry is down."""
+    if battery is None or battery.managed_by not in (None, policy) or battery.setpoint_w <= 0:
+        return None
+    available = battery_available_w(battery, limits, horizon_s, period_s)
+    if battery.setpoint_w <= available + 1e-6:
+        return None
+    return Action("battery", "discharge" if available > 0 else "idle", battery.key,
+                  expected_watts=available - battery.setpoint_w, setpoint_w=available,
+                  reason=f"state of charge {battery.soc_fraction:.0%} near the reserve "
+                         f"{limits.reserve_fraction:.0%}: discharge limited to {_kw(available)}")
+
+
 class _Budget:
     """Counts actions against max_actions."""
 
@@ -176,16 +191,13 @@ def plan(inp: PlanInput) -> Plan:
     notes: list[str] = []
 
     # A battery at or below its reserve stops discharging whatever the load does.
-    if battery is not None and _ours(inp, battery.managed_by) and discharging > 0:
-        available = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s)
-        if discharging > available + 1e-6:
-            budget.add(Action("battery", "discharge" if available > 0 else "idle", battery.key,
-                              expected_watts=available - discharging, setpoint_w=available,
-                              reason=f"state of charge {battery.soc_fraction:.0%} near the reserve "
-                                     f"{inp.limits.reserve_fraction:.0%}: discharge limited to {_kw(available)}"))
-            grid_peak += discharging - available
-            need = grid_peak - inp.trigger_w
-            battery = replace(battery, setpoint_w=available)
+    limit = reserve_limit(inp.policy, battery, inp.limits, inp.horizon_s, inp.period_s)
+    if limit is not None and battery is not None:
+        assert limit.setpoint_w is not None
+        budget.add(limit)
+        grid_peak += discharging - limit.setpoint_w
+        need = grid_peak - inp.trigger_w
+        battery = replace(battery, setpoint_w=limit.setpoint_w)
 
     pending = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and not w.suspended
                and w.checkpoint_requested_at is not None and not w.protected]
