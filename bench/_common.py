@@ -15,8 +15,8 @@ def write_json(path: str | None, result: object) -> None:
     print(f"wrote {path}")
 
 
-def vm_hwm_mib(pid: int, field: str = "VmHWM") -> float:
-    """A process's peak (VmHWM) or current (VmRSS) resident memory in MiB, from /proc."""
+def proc_status_mib(pid: int, field: str = "VmHWM") -> float:
+    """A memory field of /proc/PID/status in MiB: peak resident (VmHWM, the default) or current (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import vm_hwm_mib, write_json
+from _common import proc_status_mib, write_json
 
 from gridshift.devcluster import binaries
 from gridshift.devcluster.cluster import api_client_for, install_crds
@@ -61,7 +61,7 @@ def warm_start(nodes: int) -> dict[str, object]:
             register_gpu_nodes(api, [NodePool(count=nodes)])
             t_nodes = time.monotonic() - t0
             time.sleep(5)  # let controllers settle so the high-water marks include steady state
-            hwm = {name: round(vm_hwm_mib(pid), 1) for name, pid in state.pids.items()}
+            hwm = {name: round(proc_status_mib(pid), 1) for name, pid in state.pids.items()}
         finally:
             plane.stop()
     return {

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import vm_hwm_mib, write_json
+from _common import proc_status_mib, write_json
 from kubernetes import client
 
 from gridshift.devcluster.cluster import DevCluster, wait_for_default_service_account
@@ -112,8 +112,8 @@ def main() -> int:
                 "loop_mean_s": round(sum(samples) / max(len(samples), 1), 3),
                 "loop_max_s": round(max(samples, default=0.0), 3),
                 "periods_measured": len(samples),
-                "operator_peak_rss_mib": round(vm_hwm_mib(operator.proc.pid), 1),
-                "operator_rss_mib": round(vm_hwm_mib(operator.proc.pid, "VmRSS"), 1),
+                "operator_peak_rss_mib": round(proc_status_mib(operator.proc.pid), 1),
+                "operator_rss_mib": round(proc_status_mib(operator.proc.pid, "VmRSS"), 1),
             })
             status = client.CustomObjectsApi(api).get_cluster_custom_object(
                 "gridshift.io", "v1alpha1", "powerpolicies", name).get("status", {})

@@ -19,11 +19,13 @@ from pathlib import Path
 
 from kubernetes import client
 
+from gridshift.devcluster.cluster import wait_for_default_service_account
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.lab import (
     CheckpointSidecar,
     OperatorProcess,
     delete_site,
+    force_delete,
     inference,
     new_site,
     policy,
@@ -86,7 +88,7 @@ def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration
     try:
         _reset(core, custom)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
-        _wait_for_service_account(core)
+        wait_for_default_service_account(api, NAMESPACE)
         apps.create_namespaced_deployment(NAMESPACE, inference("chat", site.name, 4, 300, priority=10,
                                                                min_replicas=2))
         apps.create_namespaced_deployment(NAMESPACE, inference("embed", site.name, 4, 300, priority=1,
@@ -149,24 +151,10 @@ def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration
     return result
 
 
-def _wait_for_service_account(core: client.CoreV1Api, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespaced_service_account("default", NAMESPACE)
-            return
-        except client.ApiException:
-            time.sleep(0.3)
-    raise TimeoutError(f"namespace {NAMESPACE} has no default ServiceAccount after {timeout:.0f} s")
-
-
 def _reset(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
     """Remove what an earlier demo left: the policy (and its finalizer), the battery, the namespace."""
     for plural, name in (("powerpolicies", POLICY), ("energystorages", BATTERY)):
-        with contextlib.suppress(client.ApiException):
-            custom.patch_cluster_custom_object("gridshift.io", "v1alpha1", plural, name,
-                                               {"metadata": {"finalizers": None}})
-            custom.delete_cluster_custom_object("gridshift.io", "v1alpha1", plural, name)
+        force_delete(custom, plural, name)
     with contextlib.suppress(client.ApiException):
         core.delete_namespace(NAMESPACE)
     deadline = time.monotonic() + 60

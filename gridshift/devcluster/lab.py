@@ -62,6 +62,17 @@ def delete_site(api: client.ApiClient, site: Site) -> None:
             core.delete_node(node)
 
 
+def force_delete(custom: client.CustomObjectsApi, plural: str, name: str) -> None:
+    """Delete a gridshift.io object now, finalizer included (for when no operator is left to run
+    it); an object already gone is fine."""
+    try:
+        custom.patch_cluster_custom_object("gridshift.io", "v1alpha1", plural, name, {"metadata": {"finalizers": None}})
+        custom.delete_cluster_custom_object("gridshift.io", "v1alpha1", plural, name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 class OperatorProcess:
     """`gridshift operator run` in its own process group, logging to a file."""
 

@@ -15,7 +15,6 @@ Every second the battery controller integrates each EnergyStorage's ``spec.setpo
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gridshift.actuators.kubernetes import parse_rfc3339, rfc3339
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
@@ -64,8 +64,7 @@ class Twin(Collector):
             traces = self._trace(notes[ann.POWER_TRACE])
             values = traces[index % len(traces)]
             start = (pod.get("status") or {}).get("startTime")
-            started = dt.datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp() \
-                if start else now
+            started = parse_rfc3339(start) or now
             try:
                 offset = int(float(notes.get(ann.POWER_TRACE_OFFSET, "0")))
             except ValueError:
@@ -126,7 +125,7 @@ class Twin(Collector):
             elapsed = now - self.last.get(name, now)
             self.last[name] = now
             soc = min(1.0, max(0.0, soc - power * elapsed / 3600.0 / capacity))
-            stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = rfc3339(now)
             try:
                 self.custom.patch_cluster_custom_object_status(
                     API_GROUP, API_VERSION, "energystorages", name,

@@ -23,7 +23,7 @@ from gridshift.api.powerpolicy import PowerPolicySpec
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
 from gridshift.operator.inventory import Inventory, InventoryReader
-from gridshift.planner import PlanInput, PlanLimits, plan
+from gridshift.planner import PlanInput, PlanLimits, Workload, plan
 from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
@@ -91,6 +91,31 @@ def plan_limits(spec: PowerPolicySpec) -> PlanLimits:
         checkpoint_deadline_s=spec.workloads.checkpoint.deadline_seconds,
         on_timeout=spec.workloads.checkpoint.on_timeout,
     )
+
+
+def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] | None]:
+    """The Event for one action's outcome, and its status record when it was applied or reported."""
+    a = out.action
+    ok = out.applied or dry
+    reason = ("DryRun" if dry else EVENT_REASONS[a.verb]) if ok else "ActionSkipped"
+    event = Event("Normal" if ok else "Warning", reason,
+                  f"{out.message}: {a.reason} (expected {a.expected_watts:+.0f} W)",
+                  target=None if dry else _ref(a.target))
+    record = {"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
+              "expectedWatts": round(a.expected_watts, 1), "dryRun": dry} if ok else None
+    return event, record
+
+
+def _shaved_watts(changed: list[Workload]) -> float:
+    """Expected watts a policy's current changes keep off: replicas below the recorded original,
+    and suspended Jobs."""
+    total = 0.0
+    for w in changed:
+        if w.is_job:
+            total += w.replicas * w.watts_per_replica if w.suspended else 0.0
+        else:
+            total += ((w.original_replicas or w.replicas) - w.replicas) * w.watts_per_replica
+    return total
 
 
 class ModelCache:
@@ -198,14 +223,10 @@ class PolicyController:
             return []
         dry = spec.safety.dry_run or self.force_dry_run
         outcome = KubernetesActuator(self.api, name, dry).apply(action, now)
-        ok = outcome.applied or dry
-        events.append(Event("Normal" if ok else "Warning", ("DryRun" if dry else EVENT_REASONS[action.verb])
-                            if ok else "ActionSkipped", f"{outcome.message}: {action.reason}",
-                            target=None if dry else _ref(action.target)))
-        if ok:
-            status["recentActions"] = [*status.get("recentActions", []), {
-                "time": rfc3339(now), "rung": action.rung, "verb": action.verb, "target": action.target,
-                "expectedWatts": round(action.expected_watts, 1), "dryRun": dry}][-RECENT_ACTIONS:]
+        event, record = _report(outcome, dry, now)
+        events.append(event)
+        if record is not None:
+            status["recentActions"] = [*status.get("recentActions", []), record][-RECENT_ACTIONS:]
         if outcome.applied:
             status["lastChangeTime"] = rfc3339(now)
         return [outcome]
@@ -295,15 +316,11 @@ class PolicyController:
                             if o.applied and o.action.expected_watts != 0}
         mem.last_load = view.load_w
         for out in outcomes:
-            a = out.action
-            metrics.ACTIONS.labels(name, a.rung, a.verb, str(dry).lower()).inc()
-            ok = out.applied or dry
-            reason = ("DryRun" if dry else EVENT_REASONS[a.verb]) if ok else "ActionSkipped"
-            message = f"{out.message}: {a.reason} (expected {a.expected_watts:+.0f} W)"
-            events.append(Event("Normal" if ok else "Warning", reason, message, target=None if dry else _ref(a.target)))
-            if ok:
-                records.append({"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
-                                "expectedWatts": round(a.expected_watts, 1), "dryRun": dry})
+            metrics.ACTIONS.labels(name, out.action.rung, out.action.verb, str(dry).lower()).inc()
+            event, record = _report(out, dry, now)
+            events.append(event)
+            if record is not None:
+                records.append(record)
         applied = [o for o in outcomes if o.applied]
         new_status = {**status, "recentActions": records[-RECENT_ACTIONS:]}
         if applied:
@@ -370,7 +387,5 @@ class PolicyController:
         metrics.PEAK_RISK.labels(name).set(view.peak_risk if view.peak_risk is not None else float("nan"))
         metrics.FORECAST_ERROR.labels(name).set(error if error is not None else float("nan"))
         metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
-        metrics.SHAVED.labels(name).set(sum(w.watts_per_replica * ((w.original_replicas or w.replicas) - w.replicas)
-                                            if not w.is_job else (w.replicas * w.watts_per_replica if w.suspended
-                                                                  else 0) for w in changed))
+        metrics.SHAVED.labels(name).set(_shaved_watts(changed))
 

@@ -25,6 +25,16 @@ def _battery(kube: Kube, name: str, owner: str, soc: float, setpoint: float) -> 
                                                    {"status": {"socFraction": soc}})
 
 
+def _blind_policy(ess: str, dry_run: bool) -> PowerPolicySpec:
+    """A policy whose Prometheus does not answer, with a 25% battery reserve."""
+    return PowerPolicySpec.model_validate({
+        "budget": {"capWatts": 10_000},
+        "telemetry": {"prometheusUrl": f"http://127.0.0.1:{free_port()}"},
+        "storage": {"energyStorageRef": ess, "reserveFraction": 0.25},
+        "safety": {"dryRun": dry_run},
+    })
+
+
 @pytest.mark.parametrize("dry_run", [False, True], ids=["acting", "dry-run"])
 def test_a_blind_policy_still_keeps_its_battery_above_the_reserve(kube: Kube, namespace: str, dry_run: bool) -> None:
     """Prometheus unreachable: the policy holds, but a battery it discharges at 20% state of charge
@@ -32,12 +42,7 @@ def test_a_blind_policy_still_keeps_its_battery_above_the_reserve(kube: Kube, na
     name, ess = f"pp-{namespace}", f"ess-{namespace}"
     _battery(kube, ess, name, soc=0.2, setpoint=3_000)
     try:
-        spec = PowerPolicySpec.model_validate({
-            "budget": {"capWatts": 10_000},
-            "telemetry": {"prometheusUrl": f"http://127.0.0.1:{free_port()}"},
-            "storage": {"energyStorageRef": ess, "reserveFraction": 0.25},
-            "safety": {"dryRun": dry_run},
-        })
+        spec = _blind_policy(ess, dry_run)
         result = PolicyController(kube.api).run_once(name, spec, {}, now=time.time())
         assert result.status["phase"] == "Degraded"
         degraded = next(c for c in result.status["conditions"] if c["type"] == "Degraded")
@@ -59,12 +64,7 @@ def test_a_battery_above_its_reserve_is_left_alone_while_blind(kube: Kube, names
     name, ess = f"pp-{namespace}", f"ess-{namespace}"
     _battery(kube, ess, name, soc=0.9, setpoint=3_000)
     try:
-        spec = PowerPolicySpec.model_validate({
-            "budget": {"capWatts": 10_000},
-            "telemetry": {"prometheusUrl": f"http://127.0.0.1:{free_port()}"},
-            "storage": {"energyStorageRef": ess, "reserveFraction": 0.25},
-            "safety": {"dryRun": False},
-        })
+        spec = _blind_policy(ess, False)
         result = PolicyController(kube.api).run_once(name, spec, {}, now=time.time())
         assert result.status["phase"] == "Degraded" and not result.status.get("recentActions")
         obj = kube.custom.get_cluster_custom_object(GROUP, VERSION, "energystorages", ess)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from kubernetes import client
 
 from gridshift.devcluster.lab import (
     CheckpointSidecar,
     OperatorProcess,
     Site,
+    force_delete,
     inference,
     policy,
     prom_query,
@@ -242,13 +242,7 @@ def _epoch(text: str) -> float:
 
 def _delete_policy(kube: Kube, name: str) -> None:
     """Delete the policy; with no operator left to release it, drop the finalizer too."""
-    try:
-        kube.custom.patch_cluster_custom_object(GROUP, VERSION, "powerpolicies", name,
-                                                {"metadata": {"finalizers": None}})
-        kube.custom.delete_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    force_delete(kube.custom, "powerpolicies", name)
 
 
 def test_two_peered_replicas_never_both_act(lab: Lab, site: Site, namespace: str) -> None:
