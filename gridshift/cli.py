@@ -214,7 +214,7 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers.configure(args.prometheus_url, force_dry_run=args.dry_run)
+    handlers.configure(args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone)
     priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)

@@ -23,7 +23,12 @@ from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolic
 from gridshift.operator.control import PeriodResult, PolicyController
 from gridshift.planner import Action
 
-_state: dict[str, Any] = {"controller": None, "prometheus_url": None, "force_dry_run": False}
+_state: dict[str, Any] = {"controller": None, "prometheus_url": None, "force_dry_run": False, "peered": False}
+
+# Peered replicas learn of each other through watch events on the ClusterKopfPeering, which may arrive
+# after a new policy's. A replica therefore waits this long before a policy's first period; if a
+# higher-priority peer shows up meanwhile, Kopf pauses it and the wait is cancelled with the daemon.
+PEERING_SETTLE_S = 10.0
 
 
 def kubernetes_client() -> client.ApiClient:
@@ -36,9 +41,14 @@ def kubernetes_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def configure(prometheus_url: str | None, force_dry_run: bool = False) -> None:
+def configure(prometheus_url: str | None, force_dry_run: bool = False, peered: bool = False) -> None:
     _state["prometheus_url"] = prometheus_url
     _state["force_dry_run"] = force_dry_run
+    _state["peered"] = peered
+
+
+def _settle(**_: Any) -> float:
+    return PEERING_SETTLE_S if _state["peered"] else 0.0
 
 
 def controller() -> PolicyController:
@@ -71,7 +81,7 @@ def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Log
                        f"{event.message}")
 
 
-@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0)
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0, initial_delay=_settle)
 def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
     """One control period, then sleep until the next; exits when the policy is deleted."""
     while not stopped:
