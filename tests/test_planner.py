@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
+from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target
 from gridshift.planner.ladder import battery_available_w, restore_allowance_w
+from gridshift.planner.tariff import PeakWindow, is_peak, minutes
 
 POLICY = "site-a"
 NOW = 10_000.0
@@ -38,12 +41,21 @@ def workloads(draw) -> tuple[Workload, ...]:
 
 
 @st.composite
-def inputs(draw) -> PlanInput:
+def inputs(draw, with_charge: bool = False) -> PlanInput:
     battery = None
-    if draw(st.booleans()):
+    if with_charge or draw(st.booleans()):
         battery = BatteryState("ess", soc_fraction=draw(st.floats(0, 1)), capacity_wh=draw(st.floats(1e3, 1e6)),
-                               max_discharge_w=draw(st.floats(1e3, 5e5)), setpoint_w=draw(st.floats(0, 2e5)),
-                               managed_by=draw(st.sampled_from([None, POLICY])))
+                               max_discharge_w=draw(st.floats(1e3, 5e5)),
+                               setpoint_w=draw(st.one_of(st.just(0.0), st.floats(-1e5, 0), st.floats(0, 2e5))),
+                               managed_by=draw(st.sampled_from([None, POLICY])), soh_fraction=draw(st.floats(0.5, 1)),
+                               max_charge_w=draw(st.floats(0, 1e5)),
+                               last_charge_at=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))),
+                               last_discharge_at=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))))
+    charge = None
+    if with_charge or draw(st.booleans()):
+        charge = ChargeRule(off_peak=draw(st.booleans()), target_fraction=draw(st.floats(0, 1)),
+                            max_charge_w=draw(st.one_of(st.none(), st.floats(1e3, 1e5))),
+                            dwell_s=draw(st.sampled_from([0.0, 120.0, 600.0])))
     ladder = tuple(draw(st.permutations(["battery", "scaleDown", "suspend"])))
     limits = PlanLimits(cooldown_s=draw(st.floats(0, 120)), max_actions=draw(st.integers(1, 10)),
                         ramp_w_per_min=draw(st.floats(100, 1e5)), hysteresis=draw(st.floats(0, 0.3)),
@@ -52,7 +64,7 @@ def inputs(draw) -> PlanInput:
                         on_timeout=draw(st.sampled_from(["suspend", "skip"])))
     return PlanInput(policy=POLICY, now=NOW, trigger_w=draw(st.floats(1e3, 1e5)),
                      expected_peak_w=draw(st.floats(0, 2e5)), ladder=ladder, workloads=draw(workloads()),
-                     battery=battery, limits=limits, period_s=15.0,
+                     battery=battery, limits=limits, period_s=15.0, charge=charge,
                      ramp_since=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))))
 
 
@@ -132,7 +144,7 @@ def _pending_keys(inp: PlanInput) -> set[str]:
 def test_restore_never_overshoots_the_ramp_or_the_headroom(inp: PlanInput) -> None:
     result = plan(inp)
     restored = -sum(a.expected_watts for a in result.actions if a.expected_watts < 0
-                    and not (a.target.startswith("EnergyStorage/") and result.mode == "shave"))
+                    and not (a.target.startswith("EnergyStorage/") and (result.mode == "shave" or _charges(a))))
     if result.mode == "restore":
         threshold = inp.trigger_w * (1 - inp.limits.hysteresis)
         battery_fix = sum(a.expected_watts for a in result.actions
@@ -142,6 +154,48 @@ def test_restore_never_overshoots_the_ramp_or_the_headroom(inp: PlanInput) -> No
         assert restored + battery_fix <= threshold - (result.grid_peak_w) + 1e-6 or restored == -battery_fix
     if result.mode in ("shave", "hold"):
         assert all(a.verb not in ("scaleUp", "resume") or a.expected_watts == 0 for a in result.actions)
+
+
+def _charges(a) -> bool:
+    return a.setpoint_w is not None and (a.setpoint_w < 0 or a.verb == "charge" or a.reason.startswith("stop charg"))
+
+
+@settings(max_examples=600, deadline=None)
+@given(inputs(with_charge=True))
+def test_charging_is_off_peak_below_the_threshold_within_the_rating_and_the_dwell(inp: PlanInput) -> None:
+    result = plan(inp)
+    charges = [a for a in result.actions if a.verb == "charge"]
+    if not charges:
+        return
+    assert len(charges) == 1 and inp.charge is not None and inp.battery is not None
+    (a,) = charges
+    b, rule = inp.battery, inp.charge
+    assert rule.off_peak, "charged on-peak"
+    assert result.mode in ("hold", "restore"), "charged while shaving"
+    assert b.soc_fraction < rule.target_fraction, "charged past the target"
+    assert a.setpoint_w is not None and a.setpoint_w < 0
+    rating = b.max_charge_w if rule.max_charge_w is None else min(b.max_charge_w, rule.max_charge_w)
+    assert -a.setpoint_w <= rating + 1e-6
+    if b.setpoint_w >= 0:
+        assert b.last_discharge_at is None or NOW - b.last_discharge_at >= rule.dwell_s, "charged inside the dwell"
+    # Whatever else this period brings back, the grid stays under the restore threshold.
+    threshold = inp.trigger_w * (1 - inp.limits.hysteresis)
+    others = -sum(x.expected_watts for x in result.actions if x.expected_watts < 0 and x is not a)
+    assert inp.expected_peak_w + others + (-a.setpoint_w) <= threshold + 1e-6 * max(1.0, threshold)
+
+
+@settings(max_examples=400, deadline=None)
+@given(inputs(with_charge=True))
+def test_a_shave_stops_charging_first_and_honours_the_dwell(inp: PlanInput) -> None:
+    result = plan(inp)
+    if result.mode != "shave" or inp.battery is None or "battery" not in inp.ladder:
+        return
+    for a in result.actions:
+        if a.target == inp.battery.key:
+            assert a.setpoint_w is not None and a.setpoint_w >= 0, "charging during a shave"
+            if a.setpoint_w > 0 and inp.charge is not None and inp.battery.last_charge_at is not None \
+                    and inp.battery.setpoint_w <= 0:
+                assert NOW - inp.battery.last_charge_at >= inp.charge.dwell_s, "discharged inside the dwell"
 
 
 # --- worked examples ----------------------------------------------------------------------------------------------
@@ -245,3 +299,84 @@ def test_battery_headroom_is_not_spent_on_restoring_workloads() -> None:
     low = plan(PlanInput(POLICY, NOW, trigger_w=9_000, expected_peak_w=6_000, **common))
     assert [(a.verb, a.replicas) for a in low.actions][:1] == [("scaleUp", 4)]
     assert (low.actions[1].verb, low.actions[1].setpoint_w) == ("idle", 0)  # 6 + 2 kW of load fit the grid alone
+
+
+def _charging_input(**kw) -> PlanInput:
+    battery = kw.pop("battery", BatteryState("ess", 0.4, 100_000, 50_000, max_charge_w=40_000,
+                                             last_discharge_at=NOW - 3_600))
+    return PlanInput(POLICY, NOW, trigger_w=kw.pop("trigger_w", 100_000), expected_peak_w=kw.pop("peak", 60_000),
+                     ladder=("battery", "scaleDown"), battery=battery, period_s=15,
+                     limits=PlanLimits(hysteresis=0.05), charge=kw.pop("charge", ChargeRule(True, 0.9, dwell_s=300)),
+                     **kw)
+
+
+def test_off_peak_headroom_charges_the_battery_toward_its_target() -> None:
+    result = plan(_charging_input())
+    (a,) = result.actions
+    assert (a.verb, a.setpoint_w) == ("charge", -35_000)  # 95 kW restore threshold - 60 kW load
+    assert "toward 90%" in a.reason and "min to go" in a.reason
+
+
+def test_no_charging_on_peak_and_a_running_charge_is_stopped() -> None:
+    charging = BatteryState("ess", 0.4, 100_000, 50_000, setpoint_w=-20_000, managed_by=POLICY, max_charge_w=40_000)
+    result = plan(_charging_input(battery=charging, charge=ChargeRule(False, 0.9)))
+    assert [(a.verb, a.setpoint_w) for a in result.actions] == [("idle", 0.0)]
+    assert "on-peak tariff" in result.actions[0].reason
+
+
+def test_charging_waits_out_the_dwell_after_a_discharge() -> None:
+    just_discharged = BatteryState("ess", 0.4, 100_000, 50_000, max_charge_w=40_000, last_discharge_at=NOW - 60)
+    result = plan(_charging_input(battery=just_discharged))
+    assert result.actions == () and any("dwell" in n for n in result.notes)
+
+
+def test_a_forecast_peak_stops_the_charge_before_anything_else() -> None:
+    charging = BatteryState("ess", 0.5, 100_000, 50_000, setpoint_w=-30_000, managed_by=POLICY, max_charge_w=40_000,
+                            last_charge_at=NOW)
+    result = plan(_charging_input(battery=charging, peak=90_000,
+                                  workloads=(_dep("chat", 10, priority=1),)))
+    # 90 kW + 30 kW charging on a 100 kW trigger: stopping the charge covers 30 of the 20 kW needed... and
+    # the dwell keeps the battery from flipping straight to discharge.
+    assert [(a.verb, a.setpoint_w) for a in result.actions] == [("idle", 0.0)]
+    bigger = plan(_charging_input(battery=charging, peak=110_000, workloads=(_dep("chat", 10, wpr=2_000),)))
+    assert [a.verb for a in bigger.actions] == ["idle", "scaleDown"]
+    assert "dwell" in bigger.actions[0].reason
+
+
+def test_state_of_health_shrinks_what_the_battery_can_give() -> None:
+    fresh = BatteryState("ess", 0.5, 10_000, 1e9)
+    worn = BatteryState("ess", 0.5, 10_000, 1e9, soh_fraction=0.5)
+    limits = PlanLimits(reserve_fraction=0.2)
+    assert battery_available_w(worn, limits, 3600, 15) == battery_available_w(fresh, limits, 3600, 15) / 2
+
+
+def test_the_target_holds_the_largest_recent_peak_above_the_reserve() -> None:
+    tracker = PeakEnergyTracker(window_s=3_600)
+    for t in range(0, 600):  # 5 minutes 12 kW over a 10 kW trigger = 166.7 Wh, then quiet
+        tracker.observe(float(t), 12_000 if 100 <= t < 400 else 5_000, 10_000)
+    assert tracker.largest_wh() == pytest.approx(2_000 * 300 / 3600, rel=0.01)
+    assert charge_target(0.2, tracker.largest_wh(), 1_000) == pytest.approx(0.2 + 1.25 * 0.1667, rel=0.01)
+    assert charge_target(0.2, None, 1_000, ceiling=0.95) == 0.95, "nothing seen yet: be ready for anything"
+    tracker.observe(5_000.0, 5_000, 10_000)
+    assert tracker.largest_wh() is None, "forgotten after the window"
+
+
+def test_tariff_windows_wrap_midnight_follow_days_and_time_zones() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    evening = PeakWindow(minutes("17:00"), minutes("21:00"), frozenset(range(5)))
+    night = PeakWindow(minutes("22:00"), minutes("06:00"))
+
+    def at(text: str, tz: str = "UTC") -> float:
+        return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp()
+
+    assert is_peak([evening], "UTC", at("2026-11-23T18:00"))           # Monday
+    assert not is_peak([evening], "UTC", at("2026-11-28T18:00"))       # Saturday
+    assert not is_peak([evening], "UTC", at("2026-11-23T21:00"))       # end is exclusive
+    assert is_peak([night], "UTC", at("2026-11-24T05:59"))
+    assert not is_peak([night], "UTC", at("2026-11-24T06:00"))
+    assert is_peak([evening], "America/Chicago", at("2026-11-23T18:00", "America/Chicago"))
+    assert not is_peak([evening], "America/Chicago", at("2026-11-23T18:00"))  # noon in Chicago
+    assert not is_peak([], "UTC", at("2026-11-23T18:00")), "no windows: always off-peak"
+    with pytest.raises(ValueError, match="25:00"):
+        minutes("25:00")

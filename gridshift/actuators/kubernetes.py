@@ -174,10 +174,15 @@ class KubernetesActuator:
         owner = obj["metadata"].get("annotations", {}).get(ann.MANAGED_BY)
         if owner not in (None, self.policy):
             return Outcome(action, False, f"{action.target}: already managed by PowerPolicy {owner}")
-        release = action.setpoint_w <= 0
+        stamp = rfc3339(now)
+        notes: dict[str, str | None] = (dict.fromkeys((ann.MANAGED_BY, ann.LAST_ACTION)) if action.setpoint_w == 0
+                                        else {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: stamp})
+        # When it last charged or discharged (kept after release: the dwell outlives the policy's hold).
+        was = float(obj["spec"].get("setpointWatts", 0.0))
+        for watts in (was, float(action.setpoint_w)):
+            if watts != 0:
+                notes[ann.LAST_DISCHARGE if watts > 0 else ann.LAST_CHARGE] = stamp
         body = {"spec": {"setpointWatts": float(action.setpoint_w)}, "metadata": {
-            "resourceVersion": obj["metadata"]["resourceVersion"],
-            "annotations": dict.fromkeys((ann.MANAGED_BY, ann.LAST_ACTION)) if release else
-            {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: rfc3339(now)}}}
+            "resourceVersion": obj["metadata"]["resourceVersion"], "annotations": notes}}
         self.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", name, body)
         return Outcome(action, True, f"set {action.target} setpoint to {action.setpoint_w:.0f} W")

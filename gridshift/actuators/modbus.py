@@ -27,7 +27,15 @@ MAX_REVERT_S = 0xFFFE
 
 
 class DeviceError(RuntimeError):
-    """The battery cannot be reached or is not one gridshift drives safely."""
+    """The battery is not one gridshift drives safely (``reason`` says which way, for conditions)."""
+
+    reason = "InvalidDevice"
+
+
+class DeviceUnreachable(DeviceError):
+    """No connection, or the device stopped answering."""
+
+    reason = "DeviceUnreachable"
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class ModbusBattery:
         try:
             response = self.client.read_holding_registers(address, count=count, device_id=self.unit_id)
         except ModbusException as exc:
-            raise DeviceError(f"{self.endpoint}: reading {count} registers at {address}: {exc}") from exc
+            raise DeviceUnreachable(f"{self.endpoint}: reading {count} registers at {address}: {exc}") from exc
         if response.isError():
             raise DeviceError(f"{self.endpoint}: reading {count} registers at {address}: {response}")
         return list(response.registers)
@@ -90,7 +98,7 @@ class ModbusBattery:
         try:
             response = self.client.write_registers(address, list(values), device_id=self.unit_id)
         except ModbusException as exc:
-            raise DeviceError(f"{self.endpoint}: writing {point}: {exc}") from exc
+            raise DeviceUnreachable(f"{self.endpoint}: writing {point}: {exc}") from exc
         if response.isError():
             raise DeviceError(f"{self.endpoint}: the device refused {point}={list(values)}: {response}")
 
@@ -99,7 +107,7 @@ class ModbusBattery:
     def connect(self) -> BatteryReading:
         """Connect, discover the models and check the device map; returns the first reading."""
         if not self.client.connect():
-            raise DeviceError(f"{self.endpoint}: cannot connect")
+            raise DeviceUnreachable(f"{self.endpoint}: cannot connect")
         try:
             self.models = sunspec.walk(self._read)
         except sunspec.SunSpecError as exc:

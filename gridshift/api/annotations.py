@@ -13,6 +13,8 @@ MANAGED_BY = "gridshift.io/managed-by"               # the PowerPolicy that chan
 ORIGINAL_REPLICAS = "gridshift.io/original-replicas"  # replicas before the first scale-down
 LAST_ACTION = "gridshift.io/last-action-at"          # RFC 3339; cooldown starts here
 CHECKPOINT_REQUESTED = "gridshift.io/checkpoint-requested"  # RFC 3339; the handshake's question
+LAST_CHARGE = "gridshift.io/last-charge-at"          # RFC 3339, on an EnergyStorage; the dwell starts here
+LAST_DISCHARGE = "gridshift.io/last-discharge-at"    # RFC 3339, on an EnergyStorage
 
 # Written by the job or its checkpoint sidecar.
 CHECKPOINT_COMPLETED = "gridshift.io/checkpoint-completed"  # any non-empty value: checkpoint is safe

@@ -169,12 +169,18 @@ def energystorage_crd() -> dict[str, Any]:
     """The CustomResourceDefinition of ``energystorages.gridshift.io``."""
     return _crd(plural=es.PLURAL, kind=es.KIND, short_name="ess", root=es.EnergyStorage, spec=es.EnergyStorageSpec,
                 status=es.EnergyStorageStatus, columns=[
+                    {"name": "Driver", "type": "string", "jsonPath": ".spec.driver",
+                     "description": "kubernetes or modbus"},
                     {"name": "Capacity", "type": "number", "jsonPath": ".spec.capacityWattHours",
                      "description": "Usable capacity in watt-hours"},
                     {"name": "Setpoint", "type": "number", "jsonPath": ".spec.setpointWatts",
                      "description": "Requested power in watts, positive discharges"},
                     {"name": "SoC", "type": "number", "jsonPath": ".status.socFraction",
                      "description": "State of charge, 0 to 1"},
+                    {"name": "Power", "type": "number", "jsonPath": ".status.powerWatts",
+                     "description": "Measured power in watts, positive discharges"},
+                    {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status",
+                     "priority": 1, "description": "Whether the battery is reachable and sane"},
                 ])
 
 

@@ -236,6 +236,67 @@ class Storage(ApiModel):
     max_charge_watts: float | None = Field(
         default=None, gt=0, description="Upper limit on charge power; unset uses the device's rating."
     )
+    recharge: bool = Field(
+        default=True,
+        description="Recharge off-peak (spec.tariff) into forecast headroom below the restore threshold.",
+    )
+    charge_target_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "State of charge to hold ready for the next peak. Unset: the reserve plus the energy of the largest "
+            "peak above the trigger in the last day, with 25% margin, over capacity x state of health (full "
+            "until a peak has been seen)."
+        ),
+    )
+    min_dwell_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="No charging this long after a discharge, and no discharge this long after charging.",
+    )
+
+
+Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class PeakWindow(ApiModel):
+    """An on-peak period of the tariff, in the tariff's time zone."""
+
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Start, HH:MM (inclusive).")
+    end: str = Field(
+        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+        description="End, HH:MM (exclusive); before start wraps past midnight.",
+    )
+    days: list[Day] = Field(
+        default_factory=lambda: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        min_length=1,
+        max_length=7,
+        description="Days the window starts on.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class Tariff(ApiModel):
+    """When energy is expensive: the battery recharges only outside the peak windows."""
+
+    time_zone: str = Field(
+        default="UTC", min_length=1, max_length=64, description="IANA time zone of the windows, e.g. Europe/Berlin."
+    )
+    peak_windows: list[PeakWindow] = Field(
+        default_factory=list, max_length=16, description="On-peak periods; none means every hour is off-peak."
+    )
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Tariff:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timeZone: unknown time zone {self.time_zone!r}") from exc
+        return self
 
 
 class Checkpoint(ApiModel):
@@ -382,6 +443,7 @@ class PowerPolicySpec(ApiModel):
     telemetry: Telemetry = Field(default_factory=Telemetry, description="Where power is measured.")
     forecast: Forecast = Field(default_factory=Forecast, description="Forecast horizon and confidence.")
     storage: Storage | None = Field(default=None, description="The battery, if the site has one.")
+    tariff: Tariff = Field(default_factory=Tariff, description="Peak and off-peak hours for recharging.")
     workloads: Workloads = Field(default_factory=Workloads, description="Workloads the policy may act on.")
     migration: Migration = Field(default_factory=Migration, description="Moves to renewable sites.")
     safety: Safety = Field(default_factory=Safety, description="Dry-run, cooldown, rate and ramp limits.")
@@ -452,6 +514,12 @@ class PowerPolicyStatus(ApiModel):
     )
     uncovered_watts: float | None = Field(
         default=None, ge=0, description="Part of the forecast shortfall the ladder could not cover."
+    )
+    charge_target_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="State of charge the battery is being kept at for the next peak."
+    )
+    tariff_period: Literal["Peak", "OffPeak"] | None = Field(
+        default=None, description="Where spec.tariff stood at the last period; the battery recharges only OffPeak."
     )
 
 

@@ -8,9 +8,10 @@ Each running pod's GPUs replay a real trace named by the pod annotation ``gridsh
 ``gridshift.io/watts-per-gpu``; unassigned GPUs draw ``idle_w``. Series carry DCGM exporter's
 labels: ``gpu``, ``UUID``, ``Hostname``, and ``namespace``/``pod``/``container`` of the pod using it.
 
-Every second the battery controller integrates each EnergyStorage's ``spec.setpointWatts``
-(within its ratings and an empty or full battery) into ``status.socFraction`` and reports
-``status.powerWatts``, like a site controller would.
+Every second the battery controller integrates the ``spec.setpointWatts`` of each EnergyStorage with
+``driver: kubernetes`` (within its ratings and an empty or full battery) into ``status.socFraction``
+and reports ``status.powerWatts``, like a site controller would. Batteries with ``driver: modbus``
+are the operator's to drive; the Modbus battery simulator plays the device.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class Twin(Collector):
         for obj in items:
             name = obj["metadata"]["name"]
             spec = obj["spec"]
+            if spec.get("driver", "kubernetes") != "kubernetes":
+                continue  # the operator drives it over Modbus
             status = obj.get("status") or {}
             soc = float(status.get("socFraction", 0.8))
             capacity = float(spec["capacityWattHours"])

@@ -23,15 +23,18 @@ from gridshift.api.powerpolicy import PowerPolicySpec
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
 from gridshift.operator.inventory import Inventory, InventoryReader
-from gridshift.planner import PlanInput, PlanLimits, Workload, plan
+from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
+from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target
 from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
+from gridshift.planner.tariff import DAYS, PeakWindow, is_peak, minutes
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
 RECENT_ACTIONS = 20
 SOURCE_QUERY = {"dcgm": "gpu_power", "kepler": "node_power", "pdu": "pdu_power"}
-EVENT_REASONS = {"discharge": "BatteryDischarge", "idle": "BatteryIdle", "scaleDown": "ScaleDown",
-                 "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested", "suspend": "Suspend", "resume": "Resume"}
+EVENT_REASONS = {"discharge": "BatteryDischarge", "charge": "BatteryCharge", "idle": "BatteryIdle",
+                 "scaleDown": "ScaleDown", "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested",
+                 "suspend": "Suspend", "resume": "Resume"}
 
 
 @dataclass
@@ -53,6 +56,7 @@ class PeriodResult:
 @dataclass
 class _Memory:
     errors: ErrorTracker = field(default_factory=ErrorTracker)
+    peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
     reasons: dict[str, str] = field(default_factory=dict)
@@ -91,6 +95,22 @@ def plan_limits(spec: PowerPolicySpec) -> PlanLimits:
         checkpoint_deadline_s=spec.workloads.checkpoint.deadline_seconds,
         on_timeout=spec.workloads.checkpoint.on_timeout,
     )
+
+
+def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: PeakEnergyTracker,
+                now: float) -> ChargeRule | None:
+    """When and how far the policy's battery recharges: off-peak by spec.tariff, toward the fixed
+    target or one sized on the largest peak of the last day."""
+    storage = spec.storage
+    if storage is None or not storage.recharge or battery is None:
+        return None
+    target = storage.charge_target_fraction
+    if target is None:
+        target = charge_target(storage.reserve_fraction, peaks.largest_wh(), battery.usable_wh)
+    windows = [PeakWindow(minutes(w.start), minutes(w.end), frozenset(DAYS.index(d) for d in w.days))
+               for w in spec.tariff.peak_windows]
+    return ChargeRule(off_peak=not is_peak(windows, spec.tariff.time_zone, now), target_fraction=target,
+                      max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds)
 
 
 def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] | None]:
@@ -283,6 +303,7 @@ class PolicyController:
                        confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
                        forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None)
         mem.errors.add(view.predictions)
+        mem.peaks.observe(float(times[-1]), view.load_w, spec.budget.effective_trigger_watts)
 
         result = self._act(name, spec, status, now, inventory, view, mem)
         result.events[:0] = recovered
@@ -294,11 +315,12 @@ class PolicyController:
         safety = spec.safety
         limits = plan_limits(spec)
         ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
+        charge = charge_rule(spec, inventory.battery, mem.peaks, now)
         decided = plan(PlanInput(
             policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,
             expected_peak_w=view.expected_peak_w, ladder=ladder, workloads=tuple(inventory.workloads),
             battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
-            period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")),
+            period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")), charge=charge,
         ))
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)
@@ -323,6 +345,9 @@ class PolicyController:
                 records.append(record)
         applied = [o for o in outcomes if o.applied]
         new_status = {**status, "recentActions": records[-RECENT_ACTIONS:]}
+        if charge is not None:
+            new_status["chargeTargetFraction"] = round(charge.target_fraction, 4)
+            new_status["tariffPeriod"] = "OffPeak" if charge.off_peak else "Peak"
         if applied:
             new_status["lastChangeTime"] = rfc3339(now)
         would = sum(a.expected_watts for a in decided.actions if a.expected_watts > 0)

@@ -19,11 +19,14 @@ from kubernetes import client, config
 from pydantic import ValidationError
 
 from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
+from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.operator.control import PeriodResult, PolicyController
+from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
-_state: dict[str, Any] = {"controller": None, "prometheus_url": None, "force_dry_run": False, "peered": False}
+_state: dict[str, Any] = {"controller": None, "storage": None, "prometheus_url": None, "force_dry_run": False,
+                          "peered": False}
 
 # Peered replicas learn of each other through watch events on the ClusterKopfPeering, which may arrive
 # after a new policy's. A replica therefore waits this long before a policy's first period; if a
@@ -58,6 +61,17 @@ def controller() -> PolicyController:
     return _state["controller"]
 
 
+def storage() -> ModbusStorageController:
+    if _state["storage"] is None:
+        _state["storage"] = ModbusStorageController()
+    return _state["storage"]
+
+
+def _invalid(exc: ValidationError) -> str:
+    """Every problem of an invalid spec, each naming its field."""
+    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
 @kopf.on.startup()
 def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
@@ -90,7 +104,7 @@ def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: log
         try:
             spec = PowerPolicySpec.model_validate(dict(body.get("spec") or {}))
         except ValidationError as exc:
-            fields = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            fields = _invalid(exc)
             status = dict(body.get("status") or {})
             status.update({"phase": "Degraded", "conditions": [
                 {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": fields[:32000],
@@ -139,3 +153,41 @@ def release(name: str, spec: kopf.Spec, logger: logging.Logger, **_: Any) -> Non
         logger.info(actuator.apply(Action("battery", "idle", battery.key, 0.0, "policy deleted", setpoint_w=0.0),
                                    now).message)
     ctl.forget(name)
+
+
+def _drives(spec: kopf.Spec, **_: Any) -> bool:
+    return spec.get("driver") == "modbus"
+
+
+@kopf.daemon(API_GROUP, API_VERSION, es.PLURAL, when=_drives, cancellation_timeout=10.0, initial_delay=_settle)
+def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
+                  **_: Any) -> None:
+    """An EnergyStorage with driver modbus: poll the device, apply the setpoint with its revert timeout,
+    report the device's state. On exit (deleted, driver changed, operator stopping) the battery idles."""
+    api = client.CustomObjectsApi(controller().api)
+    drivers = storage()
+    try:
+        while not stopped:
+            poll = 5.0
+            try:
+                spec = es.EnergyStorageSpec.model_validate(dict(body.get("spec") or {}))
+            except ValidationError as exc:
+                fields = _invalid(exc)
+                status = {"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec",
+                                          "message": fields[:32000], "lastTransitionTime": rfc3339(time.time())}]}
+                events = []
+                logger.error(f"invalid spec: {fields}")
+            else:
+                assert spec.modbus is not None
+                poll = spec.modbus.poll_seconds
+                status, events = drivers.run_once(name, spec, dict(body.get("status") or {}),
+                                                  generation=body.get("metadata", {}).get("generation"))
+            try:
+                api.patch_cluster_custom_object_status(API_GROUP, API_VERSION, es.PLURAL, name, {"status": status})
+            except client.ApiException as exc:
+                logger.warning(f"status of EnergyStorage {name} not written: {exc.status} {exc.reason}")
+            for event in events:
+                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            stopped.wait(poll)
+    finally:
+        drivers.release(name)

@@ -17,8 +17,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from gridshift.planner.charging import ChargeRule, hours_to_charge
+
 Kind = Literal["Deployment", "StatefulSet", "Job"]
-Verb = Literal["discharge", "idle", "scaleDown", "scaleUp", "checkpoint", "suspend", "resume"]
+Verb = Literal["discharge", "charge", "idle", "scaleDown", "scaleUp", "checkpoint", "suspend", "resume"]
 Mode = Literal["shave", "hold", "restore"]
 
 # Restore allowance accrues at the ramp rate for at most this long without a change.
@@ -59,7 +61,7 @@ class Workload:
 
 @dataclass(frozen=True)
 class BatteryState:
-    """The battery behind the governed nodes. ``setpoint_w`` > 0 discharges."""
+    """The battery behind the governed nodes. ``setpoint_w`` > 0 discharges, < 0 charges."""
 
     name: str
     soc_fraction: float
@@ -67,10 +69,19 @@ class BatteryState:
     max_discharge_w: float
     setpoint_w: float = 0.0
     managed_by: str | None = None
+    soh_fraction: float = 1.0
+    max_charge_w: float = 0.0
+    last_charge_at: float | None = None
+    last_discharge_at: float | None = None
 
     @property
     def key(self) -> str:
         return f"EnergyStorage/{self.name}"
+
+    @property
+    def usable_wh(self) -> float:
+        """Energy capacity the battery still has: nameplate times state of health."""
+        return self.capacity_wh * self.soh_fraction
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class PlanInput:
     horizon_s: float = 30.0
     period_s: float = 15.0
     ramp_since: float | None = None
+    charge: ChargeRule | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +143,7 @@ def _kw(watts: float) -> str:
 
 def battery_available_w(battery: BatteryState, limits: PlanLimits, horizon_s: float, period_s: float) -> float:
     """Discharge power the battery can hold over the horizon without going below its reserve."""
-    above_reserve_wh = max(0.0, (battery.soc_fraction - limits.reserve_fraction) * battery.capacity_wh)
+    above_reserve_wh = max(0.0, (battery.soc_fraction - limits.reserve_fraction) * battery.usable_wh)
     sustain_w = above_reserve_wh * 3600.0 / max(horizon_s, period_s, 1.0)
     cap = battery.max_discharge_w if limits.max_discharge_w is None else min(battery.max_discharge_w,
                                                                              limits.max_discharge_w)
@@ -185,7 +197,7 @@ def plan(inp: PlanInput) -> Plan:
     """One control period's decisions."""
     battery = inp.battery if "battery" in inp.ladder else None
     discharging = discharging_now(battery)
-    grid_peak = inp.expected_peak_w - discharging
+    grid_peak = inp.expected_peak_w - discharging + charging_now(battery)
     need = grid_peak - inp.trigger_w
     budget = _Budget(inp.limits.max_actions)
     notes: list[str] = []
@@ -221,10 +233,11 @@ def plan(inp: PlanInput) -> Plan:
             notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
         return Plan("shave", grid_peak, shortfall, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
     if grid_peak < threshold:
-        allowance = _restore(inp, battery, threshold - (grid_peak + discharging_now(battery)), threshold - grid_peak,
-                             budget)
+        allowance = _restore(inp, battery, threshold - inp.expected_peak_w, threshold - grid_peak, budget)
+        _charge(inp, battery, threshold - grid_peak, budget, notes)
         return Plan("restore", grid_peak, shortfall, tuple(budget.actions), restore_allowance_w=allowance,
                     notes=tuple(notes))
+    _charge(inp, battery, threshold - grid_peak, budget, notes)
     return Plan("hold", grid_peak, shortfall, tuple(budget.actions), notes=tuple(notes))
 
 
@@ -234,12 +247,21 @@ def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, budge
         if shortfall <= 0 or budget.left <= 0:
             break
         if rung == "battery" and battery is not None and _ours(inp, battery.managed_by):
-            headroom = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s) - battery.setpoint_w
-            if headroom > 1e-6:
-                delta = min(shortfall, headroom)
-                budget.add(Action("battery", "discharge", battery.key, delta, f"{why}; discharge {_kw(delta)} more",
-                                  setpoint_w=battery.setpoint_w + delta))
-                shortfall -= delta
+            charging = charging_now(battery)
+            headroom = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s) - discharging_now(battery)
+            dwell = _dwell_left(inp, battery.last_charge_at)
+            if dwell > 0:
+                headroom = 0.0
+            delta = min(max(0.0, shortfall - charging), max(0.0, headroom))
+            if charging > 0 or delta > 1e-6:
+                setpoint = discharging_now(battery) + delta
+                what = (f"stop charging ({_kw(charging)})" + (f" and discharge {_kw(delta)}" if delta > 0 else "")
+                        if charging > 0 else f"discharge {_kw(delta)} more")
+                if dwell > 0 and charging > 0 and shortfall > charging:
+                    what += f"; no discharge for another {dwell:.0f} s after charging (dwell)"
+                budget.add(Action("battery", "discharge" if setpoint > 0 else "idle", battery.key, charging + delta,
+                                  f"{why}; {what}", setpoint_w=setpoint))
+                shortfall -= charging + delta
         elif rung == "scaleDown":
             candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
                           and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]
@@ -279,6 +301,54 @@ def restore_allowance_w(inp: PlanInput) -> float:
 
 def discharging_now(battery: BatteryState | None) -> float:
     return battery.setpoint_w if battery is not None and battery.setpoint_w > 0 else 0.0
+
+
+def charging_now(battery: BatteryState | None) -> float:
+    return -battery.setpoint_w if battery is not None and battery.setpoint_w < 0 else 0.0
+
+
+def _dwell_left(inp: PlanInput, since: float | None) -> float:
+    if inp.charge is None or since is None:
+        return 0.0
+    return max(0.0, inp.charge.dwell_s - (inp.now - since))
+
+
+def _charge(inp: PlanInput, battery: BatteryState | None, grid_headroom: float, budget: _Budget,
+            notes: list[str]) -> None:
+    """Set the charge rate for the next period: off-peak, into the grid headroom below the restore
+    threshold left after this period's restores, toward the target, within the ratings and dwell."""
+    rule = inp.charge
+    if rule is None or battery is None or not _ours(inp, battery.managed_by) or discharging_now(battery) > 0:
+        return
+    if any(a.target == battery.key for a in budget.actions):
+        return
+    charging = charging_now(battery)
+    restored = -sum(a.expected_watts for a in budget.actions if a.expected_watts < 0)
+    room = grid_headroom + charging - restored
+    rating = battery.max_charge_w if rule.max_charge_w is None else min(battery.max_charge_w, rule.max_charge_w)
+    to_target_w = max(0.0, rule.target_fraction - battery.soc_fraction) * battery.usable_wh * 3600.0 / max(
+        inp.period_s, 1.0)
+    dwell = _dwell_left(inp, battery.last_discharge_at)
+    if not rule.off_peak:
+        want, why = 0.0, "on-peak tariff"
+    elif battery.soc_fraction >= rule.target_fraction:
+        want, why = 0.0, f"state of charge {battery.soc_fraction:.0%} at the target {rule.target_fraction:.0%}"
+    elif dwell > 0 and charging == 0:
+        notes.append(f"battery charge waits {dwell:.0f} s after discharging (dwell)")
+        return
+    else:
+        want = max(0.0, min(rating, room, to_target_w))
+        why = (f"off-peak with {_kw(max(room, 0.0))} of headroom: charge at {_kw(want)} toward "
+               f"{rule.target_fraction:.0%} (now {battery.soc_fraction:.0%}")
+        eta = hours_to_charge(battery.soc_fraction, rule.target_fraction, battery.usable_wh, want)
+        why += f", {eta * 60:.0f} min to go)" if math.isfinite(eta) else ")"
+    deadband = max(0.05 * rating, 1.0)
+    if abs(want - charging) < deadband and not (want == 0 and charging > 0):
+        return
+    if want == 0 and charging == 0:
+        return
+    budget.add(Action("battery", "charge" if want > 0 else "idle", battery.key, -(want - charging),
+                      why if want > 0 else f"stop charging: {why}", setpoint_w=-want))
 
 
 def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float, grid_headroom: float,

@@ -1,0 +1,69 @@
+"""Charge planning, pure: how much energy the battery should hold for the next peak, and how fast
+to put it back.
+
+The battery is charged only off-peak, only into headroom the forecast shows below the restore
+threshold (restored workloads come first), never faster than its charge rating (or the policy's
+limit), and not for ``dwell_s`` after it last discharged; likewise it does not discharge within
+``dwell_s`` of charging (stopping a charge is always allowed). That dwell keeps it from cycling on
+a load that hovers around the threshold.
+
+The target state of charge is the reserve plus the energy of the largest recent peak above the
+trigger (``PeakEnergyTracker``) with a margin, over the usable capacity (nameplate times state of
+health); with no peak seen yet, the ceiling. A policy can also fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+PEAK_MARGIN = 1.25
+
+
+@dataclass(frozen=True)
+class ChargeRule:
+    off_peak: bool           # the tariff at the period's time
+    target_fraction: float   # state of charge to hold for the next peak
+    max_charge_w: float | None = None
+    dwell_s: float = 300.0
+
+
+def charge_target(reserve_fraction: float, peak_energy_wh: float | None, usable_wh: float,
+                  ceiling: float = 1.0) -> float:
+    """Reserve plus the next peak's energy (with margin) over usable capacity, at most ``ceiling``."""
+    if peak_energy_wh is None or usable_wh <= 0:
+        return ceiling
+    return min(ceiling, reserve_fraction + PEAK_MARGIN * peak_energy_wh / usable_wh)
+
+
+def hours_to_charge(soc: float, target: float, usable_wh: float, watts: float) -> float:
+    if watts <= 0:
+        return math.inf
+    return max(0.0, target - soc) * usable_wh / watts
+
+
+class PeakEnergyTracker:
+    """Energy above the trigger in each peak episode of the observed load, kept for ``window_s``."""
+
+    def __init__(self, window_s: float = 86_400.0):
+        self.window_s = window_s
+        self.episodes: deque[tuple[float, float]] = deque()  # (end time, watt-hours)
+        self.current_wh = 0.0
+        self.last_t: float | None = None
+
+    def observe(self, t: float, load_w: float, trigger_w: float) -> None:
+        dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
+        self.last_t = t
+        if load_w > trigger_w:
+            self.current_wh += (load_w - trigger_w) * dt / 3600.0
+        elif self.current_wh > 0:
+            self.episodes.append((t, self.current_wh))
+            self.current_wh = 0.0
+        while self.episodes and t - self.episodes[0][0] > self.window_s:
+            self.episodes.popleft()
+
+    def largest_wh(self) -> float | None:
+        """The largest episode in the window (an ongoing one included), or None if there was none."""
+        values = [wh for _, wh in self.episodes] + ([self.current_wh] if self.current_wh > 0 else [])
+        return max(values) if values else None
