@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gridshift import __version__
@@ -245,21 +246,49 @@ def _ensure_peering(api, name: str) -> None:
                              "(apply crds/ first, or pass --standalone)") from exc
 
 
-def _cmd_twin(args: argparse.Namespace) -> int:
+def _until_interrupted(stop: Callable[[], None]) -> int:
+    """Serve in the background threads until Ctrl-C (or SIGTERM, which Python turns into an exit)."""
     import time
 
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stop()
+    return 0
+
+
+def _cmd_battery(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from gridshift.devcluster.battery_sim import SunSpecBatterySimulator
+    from gridshift.ess.physics import BatteryPhysics
+
+    try:
+        physics = BatteryPhysics(args.capacity_wh, args.max_charge_w, args.max_discharge_w,
+                                 round_trip_efficiency=args.efficiency, soc_fraction=args.soc, soh_fraction=args.soh)
+    except ValueError as exc:
+        raise SystemExit(f"gridshift dev battery: {exc}") from exc
+    sim = SunSpecBatterySimulator(physics, name=args.name, host=args.bind, port=args.port, unit_id=args.unit_id,
+                                  reserve_min_pct=args.reserve_min_pct).start()
+    print(f"SunSpec battery {args.name!r} on modbus://{args.bind}:{sim.port} unit {args.unit_id} "
+          f"(models 1, 802, 124 at {sim.base})", flush=True)
+    if args.metrics_port:
+        registry = CollectorRegistry()
+        registry.register(sim)
+        start_http_server(args.metrics_port, addr=args.bind, registry=registry)
+        print(f"metrics on http://{args.bind}:{args.metrics_port}/metrics", flush=True)
+    return _until_interrupted(sim.stop)
+
+
+def _cmd_twin(args: argparse.Namespace) -> int:
     from gridshift.devcluster.cluster import api_client_for
     from gridshift.devcluster.twin import Twin
 
     twin = Twin(api_client_for(args.kubeconfig), trace_dir=Path(args.trace_dir) if args.trace_dir else None,
                 idle_w=args.idle_watts).serve(args.port, args.bind)
     print(f"telemetry twin on http://{args.bind}:{args.port}/metrics", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        twin.stop()
-    return 0
+    return _until_interrupted(twin.stop)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -461,11 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--confidence", type=float, default=0.9)
     pl.set_defaults(func=_cmd_forecast_plot)
 
-    demo = sub.add_parser("demo", help="the closed loop on a local cluster: surge, forecast, actions, restore")
+    demo = sub.add_parser("demo", help="the closed loop on a local cluster: surge, forecast, battery over Modbus, "
+                                       "recharge off-peak")
     demo.add_argument("--kubeconfig", help="use this cluster (default: the local dev cluster, started if needed)")
-    demo.add_argument("--duration", type=float, default=240.0, help="seconds to run (default 240)")
-    demo.add_argument("--surge-at", type=float, default=140.0,
-                      help="second at which the fine-tuning surge starts (default 140: after 2 min of history)")
+    demo.add_argument("--duration", type=float, default=300.0, help="seconds to run (default 300)")
+    demo.add_argument("--surge-at", type=float, default=120.0,
+                      help="second at which the fine-tuning surge starts (default 120: after 2 min of history)")
     demo.add_argument("--out", default="gridshift-demo.png", help="PNG timeline to write (default gridshift-demo.png)")
     demo.add_argument("--trace-dir", help="folder of real traces (default ../shared/data when present)")
     demo.set_defaults(func=_cmd_demo)
@@ -525,6 +555,21 @@ def build_parser() -> argparse.ArgumentParser:
     twin.add_argument("--trace-dir", help="folder that relative gridshift.io/power-trace paths start from")
     twin.add_argument("--idle-watts", type=float, default=60.0, help="power of a GPU no pod uses (default 60)")
     twin.set_defaults(func=_cmd_twin)
+
+    bat = dev_sub.add_parser("battery", help="serve a simulated SunSpec battery (models 1, 802, 124) on Modbus TCP")
+    bat.add_argument("--name", default="ess", help="label of its metrics (default ess)")
+    bat.add_argument("--bind", default="127.0.0.1")
+    bat.add_argument("--port", type=int, default=5020, help="Modbus TCP port (default 5020; 502 needs root)")
+    bat.add_argument("--unit-id", type=int, default=1)
+    bat.add_argument("--capacity-wh", type=float, default=100_000.0)
+    bat.add_argument("--max-charge-w", type=float, default=50_000.0)
+    bat.add_argument("--max-discharge-w", type=float, default=50_000.0)
+    bat.add_argument("--efficiency", type=float, default=0.9, help="round-trip efficiency (default 0.9)")
+    bat.add_argument("--soc", type=float, default=0.8, help="initial state of charge, 0 to 1 (default 0.8)")
+    bat.add_argument("--soh", type=float, default=1.0, help="state of health, 0 to 1 (default 1)")
+    bat.add_argument("--reserve-min-pct", type=float, default=10.0, help="the device's SoCRsvMin (default 10)")
+    bat.add_argument("--metrics-port", type=int, default=0, help="serve ess_* gauges here (default: off)")
+    bat.set_defaults(func=_cmd_battery)
 
     build = cl_sub.add_parser("build", help="only build (or find) the control-plane binaries; print their folder")
     build.set_defaults(func=_cmd_build)

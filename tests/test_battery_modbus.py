@@ -229,3 +229,38 @@ def test_the_device_refuses_writes_to_read_only_points(battery: ModbusBattery) -
     battery.connect()
     with pytest.raises(DeviceError, match="refused SoC"):
         battery._write(sunspec.BATTERY, "SoC", [1000])
+
+
+def test_gridshift_dev_battery_serves_a_device_the_driver_can_drive(tmp_path) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    from gridshift.devcluster.controlplane import free_ports
+    port, metrics = free_ports(2)
+    proc = subprocess.Popen([sys.executable, "-m", "gridshift.cli", "dev", "battery", "--port", str(port),
+                             "--capacity-wh", "5000", "--max-discharge-w", "2000", "--soc", "0.5",
+                             "--metrics-port", str(metrics)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and f"modbus://127.0.0.1:{port}" in proc.stdout.readline()
+        b = ModbusBattery("127.0.0.1", port)
+        try:
+            assert b.connect().capacity_wh == 5000
+            assert b.command(5000, revert_s=30).commanded_w == pytest.approx(2000)
+        finally:
+            b.close()
+        proc.stdout.readline()
+        time.sleep(0.5)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5).read().decode()
+        assert 'ess_power_watts{ess="ess"} 2000.0' in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_gridshift_dev_battery_rejects_impossible_ratings() -> None:
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "gridshift.cli", "dev", "battery", "--soc", "1.5"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "soc_fraction must be in [0, 1]" in done.stderr

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
-from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target
+from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, recent_peak
 from gridshift.planner.ladder import battery_available_w, restore_allowance_w
-from gridshift.planner.tariff import PeakWindow, is_peak, minutes
+from gridshift.planner.tariff import PeakWindow, is_peak, seconds_of_day
 
 POLICY = "site-a"
 NOW = 10_000.0
@@ -55,7 +55,8 @@ def inputs(draw, with_charge: bool = False) -> PlanInput:
     if with_charge or draw(st.booleans()):
         charge = ChargeRule(off_peak=draw(st.booleans()), target_fraction=draw(st.floats(0, 1)),
                             max_charge_w=draw(st.one_of(st.none(), st.floats(1e3, 1e5))),
-                            dwell_s=draw(st.sampled_from([0.0, 120.0, 600.0])))
+                            dwell_s=draw(st.sampled_from([0.0, 120.0, 600.0])),
+                            recent_peak_w=draw(st.floats(0, 2e5)))
     ladder = tuple(draw(st.permutations(["battery", "scaleDown", "suspend"])))
     limits = PlanLimits(cooldown_s=draw(st.floats(0, 120)), max_actions=draw(st.integers(1, 10)),
                         ramp_w_per_min=draw(st.floats(100, 1e5)), hysteresis=draw(st.floats(0, 0.3)),
@@ -181,7 +182,8 @@ def test_charging_is_off_peak_below_the_threshold_within_the_rating_and_the_dwel
     # Whatever else this period brings back, the grid stays under the restore threshold.
     threshold = inp.trigger_w * (1 - inp.limits.hysteresis)
     others = -sum(x.expected_watts for x in result.actions if x.expected_watts < 0 and x is not a)
-    assert inp.expected_peak_w + others + (-a.setpoint_w) <= threshold + 1e-6 * max(1.0, threshold)
+    basis = max(inp.expected_peak_w, rule.recent_peak_w)
+    assert basis + others + (-a.setpoint_w) <= threshold + 1e-6 * max(1.0, threshold)
 
 
 @settings(max_examples=400, deadline=None)
@@ -324,6 +326,12 @@ def test_no_charging_on_peak_and_a_running_charge_is_stopped() -> None:
     assert "on-peak tariff" in result.actions[0].reason
 
 
+def test_charging_plans_below_the_recent_peak_not_just_the_forecast() -> None:
+    """A forecast dip is no reason to add 35 kW of optional load when the load touched 90 kW a moment ago."""
+    result = plan(_charging_input(charge=ChargeRule(True, 0.9, dwell_s=300, recent_peak_w=90_000)))
+    assert [(a.verb, a.setpoint_w) for a in result.actions] == [("charge", -5_000)]
+
+
 def test_charging_waits_out_the_dwell_after_a_discharge() -> None:
     just_discharged = BatteryState("ess", 0.4, 100_000, 50_000, max_charge_w=40_000, last_discharge_at=NOW - 60)
     result = plan(_charging_input(battery=just_discharged))
@@ -359,13 +367,14 @@ def test_the_target_holds_the_largest_recent_peak_above_the_reserve() -> None:
     assert charge_target(0.2, None, 1_000, ceiling=0.95) == 0.95, "nothing seen yet: be ready for anything"
     tracker.observe(5_000.0, 5_000, 10_000)
     assert tracker.largest_wh() is None, "forgotten after the window"
+    assert recent_peak([9.0, 1.0, 2.0, float("nan"), 3.0], step_s=1.0, span_s=3.0) == 3.0
 
 
 def test_tariff_windows_wrap_midnight_follow_days_and_time_zones() -> None:
     from datetime import datetime
     from zoneinfo import ZoneInfo
-    evening = PeakWindow(minutes("17:00"), minutes("21:00"), frozenset(range(5)))
-    night = PeakWindow(minutes("22:00"), minutes("06:00"))
+    evening = PeakWindow(seconds_of_day("17:00"), seconds_of_day("21:00"), frozenset(range(5)))
+    night = PeakWindow(seconds_of_day("22:00"), seconds_of_day("06:00:30"))
 
     def at(text: str, tz: str = "UTC") -> float:
         return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp()
@@ -374,9 +383,11 @@ def test_tariff_windows_wrap_midnight_follow_days_and_time_zones() -> None:
     assert not is_peak([evening], "UTC", at("2026-11-28T18:00"))       # Saturday
     assert not is_peak([evening], "UTC", at("2026-11-23T21:00"))       # end is exclusive
     assert is_peak([night], "UTC", at("2026-11-24T05:59"))
-    assert not is_peak([night], "UTC", at("2026-11-24T06:00"))
+    assert is_peak([night], "UTC", at("2026-11-24T06:00:29"))
+    assert not is_peak([night], "UTC", at("2026-11-24T06:00:30"))
     assert is_peak([evening], "America/Chicago", at("2026-11-23T18:00", "America/Chicago"))
     assert not is_peak([evening], "America/Chicago", at("2026-11-23T18:00"))  # noon in Chicago
     assert not is_peak([], "UTC", at("2026-11-23T18:00")), "no windows: always off-peak"
-    with pytest.raises(ValueError, match="25:00"):
-        minutes("25:00")
+    for bad in ("25:00", "12:60", "noon", "12:00:61"):
+        with pytest.raises(ValueError, match=bad):
+            seconds_of_day(bad)

@@ -264,10 +264,12 @@ Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 class PeakWindow(ApiModel):
     """An on-peak period of the tariff, in the tariff's time zone."""
 
-    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Start, HH:MM (inclusive).")
+    start: str = Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", description="Start, HH:MM[:SS] (inclusive)."
+    )
     end: str = Field(
-        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
-        description="End, HH:MM (exclusive); before start wraps past midnight.",
+        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?|24:00)$",
+        description="End, HH:MM[:SS] (exclusive); before start wraps past midnight.",
     )
     days: list[Day] = Field(
         default_factory=lambda: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],

@@ -1,24 +1,31 @@
 """`gridshift demo`: the whole loop on this machine, in a few minutes.
 
-A site of three kwok GPU nodes runs two inference Deployments and a protected pretraining Job
-(its GPUs replay a real H100 trace when ../shared/data is there), a 1.5 kWh battery stands behind
-it, and a PowerPolicy (not dry-run) caps the site at 10 kW. The telemetry twin turns the pods into
-DCGM power, a real Prometheus scrapes it, the operator runs as its own process. Midway a
-fine-tuning Job surges the site past the cap; the operator discharges the battery, scales the
-lowest-priority inference down and checkpoints-then-suspends the fine-tune, and brings everything
-back when the surge is over. A live table shows each step; a PNG timeline is written at the end.
+A site of four kwok GPU nodes runs two inference Deployments and a protected pretraining Job
+(its GPUs replay a real H100 trace when ../shared/data is there), and a PowerPolicy (not dry-run)
+caps it at 10 kW. Behind it stands a 1.5 kWh battery that speaks SunSpec over Modbus TCP (the
+battery simulator, a real pymodbus server); the operator drives it through an EnergyStorage with
+``driver: modbus``. The telemetry twin turns the pods into DCGM power, a real Prometheus scrapes
+it, the operator runs as its own process. The tariff is on-peak until shortly after the surge.
+
+Midway a fine-tuning Job surges the site past the cap; the battery alone covers it (it is rated
+for the whole forecast shortfall), the workloads are untouched, and once the surge is over and
+the tariff is off-peak the battery recharges into the headroom toward its 80% target. A live table
+shows each step (the state of charge falling, then rising); a PNG timeline is written at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes import client
 
+from gridshift.devcluster.battery_sim import SunSpecBatterySimulator
 from gridshift.devcluster.cluster import wait_for_default_service_account
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.lab import (
@@ -35,12 +42,15 @@ from gridshift.devcluster.lab import (
 )
 from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.devcluster.twin import Twin
+from gridshift.ess.physics import BatteryPhysics
 from gridshift.plots import pyplot, save
 
 NAMESPACE = "gridshift-demo"
 POLICY = "demo-site"
 BATTERY = "demo-ess"
 CAP_W, TRIGGER_W = 10_000.0, 9_000.0
+# The battery: rated above the largest shortfall the clipped forecast can show (32 GPUs x 600 W - trigger).
+CAPACITY_WH, DISCHARGE_W, CHARGE_W, TARGET = 1_500.0, 15_000.0, 6_000.0, 0.8
 PRETRAIN_TRACE = "gpu-power/h100-8gpu-llm-training/run-2025-07-27T00-34-per-gpu.csv"
 
 
@@ -49,14 +59,15 @@ class Row:
     t: float
     measured_w: float | None
     forecast_w: float | None
-    battery_w: float
+    battery_w: float     # measured at the battery, + discharging
     soc: float | None
     phase: str
+    tariff: str
     action: str
 
     @property
     def grid_w(self) -> float | None:
-        """What the grid supplies: the GPUs' draw less the battery's discharge."""
+        """What the grid supplies: the GPUs' draw less the battery's discharge (plus its charge)."""
         return None if self.measured_w is None else self.measured_w - self.battery_w
 
 
@@ -71,20 +82,28 @@ def _fmt(value: float | None, width: int = 8) -> str:
     return f"{value:>{width}.0f}" if value is not None else f"{'-':>{width}}"
 
 
-def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration_s: float = 240.0,
-             surge_at_s: float = 140.0, surge_s: int = 60, trace_dir: Path | None = None, out_png: Path | None = None,
+def _clock(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
+
+
+def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration_s: float = 300.0,
+             surge_at_s: float = 120.0, surge_s: int = 60, trace_dir: Path | None = None, out_png: Path | None = None,
              print_fn: Callable[[str], None] = print) -> DemoResult:
     workdir.mkdir(parents=True, exist_ok=True)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
     site = new_site(api, count=4, prefix="demo")
+    battery = SunSpecBatterySimulator(BatteryPhysics(CAPACITY_WH, CHARGE_W, DISCHARGE_W, soc_fraction=TARGET),
+                                      name=BATTERY, reserve_min_pct=10.0).start()
     twin_port = free_port()
-    twin = Twin(api, trace_dir=trace_dir).serve(twin_port)
+    twin = Twin(api, trace_dir=trace_dir).serve(twin_port, extra=(battery,))
     prom = LocalPrometheus(workdir / "prometheus", [f"127.0.0.1:{twin_port}"]).start()
     operator = OperatorProcess(kubeconfig, prom.url, workdir / "operator.log")
     sidecar = CheckpointSidecar(batch, NAMESPACE, "finetune")
     result = DemoResult()
     started = time.time()
+    # On-peak from now until a little after the surge: no recharging before then.
+    off_peak_at = started + surge_at_s + surge_s + 5
     try:
         _reset(core, custom)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
@@ -99,18 +118,25 @@ def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration
                                                         trace_offset_s=115))  # skip the trace's idle start
         custom.create_cluster_custom_object("gridshift.io", "v1alpha1", "energystorages", {
             "apiVersion": "gridshift.io/v1alpha1", "kind": "EnergyStorage", "metadata": {"name": BATTERY},
-            "spec": {"capacityWattHours": 1500, "maxDischargeWatts": 3000, "maxChargeWatts": 1500}})
+            "spec": {"driver": "modbus", "capacityWattHours": CAPACITY_WH, "maxDischargeWatts": DISCHARGE_W,
+                     "maxChargeWatts": CHARGE_W, "reserveFraction": 0.1,
+                     "modbus": {"host": "127.0.0.1", "port": battery.port, "revertSeconds": 10, "pollSeconds": 1}}})
         doc = policy(POLICY, site.name, NAMESPACE, prom.url, cap=CAP_W, trigger=TRIGGER_W, dry_run=False,
                      ladder=["battery", "scaleDown", "suspend"], period=5, cooldownSeconds=10,
-                     restoreRampWattsPerMinute=6000)
-        doc["spec"]["storage"] = {"energyStorageRef": BATTERY, "reserveFraction": 0.2}
+                     restoreRampWattsPerMinute=30000)
+        doc["spec"]["storage"] = {"energyStorageRef": BATTERY, "reserveFraction": 0.2, "chargeTargetFraction": TARGET,
+                                  "minDwellSeconds": 10}
+        doc["spec"]["tariff"] = {"timeZone": "UTC", "peakWindows": [
+            {"start": _clock(started - 60), "end": _clock(math.ceil(off_peak_at))}]}
         operator.start()
         sidecar.start()
         custom.create_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies", doc)
         print_fn(f"site {site.name}: {len(site.nodes)} nodes x 8 GPUs; cap {CAP_W:.0f} W, trigger {TRIGGER_W:.0f} W; "
                  f"pretraining {'replays ' + PRETRAIN_TRACE if real else 'draws 450 W per GPU'}")
-        print_fn(f"{'t(s)':>5} {'GPUs W':>8} {'battery':>8} {'grid W':>8} {'forecast':>8} {'cap':>8} {'SoC':>5} "
-                 f"{'phase':<10} action")
+        print_fn(f"battery: {CAPACITY_WH:.0f} Wh SunSpec over Modbus TCP at 127.0.0.1:{battery.port}; tariff on-peak "
+                 f"until t={off_peak_at - started:.0f} s, then recharging toward {TARGET:.0%}")
+        print_fn(f"{'t(s)':>5} {'GPUs W':>8} {'battery':>8} {'grid W':>8} {'forecast':>8} {'cap':>8} {'SoC':>6} "
+                 f"{'tariff':<7} {'phase':<10} action")
         surged = False
         seen = 0
         while (elapsed := time.time() - started) < duration_s:
@@ -127,14 +153,15 @@ def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration
             seen = len(records)
             result.actions.extend(new)
             measured = prom_query(prom.url, site.power_query)
+            ess_status = ess.get("status") or {}
             row = Row(elapsed, float(measured[0]["value"][1]) if measured else None, status.get("forecastPeakWatts"),
-                      float(ess["spec"].get("setpointWatts", 0.0)), (ess.get("status") or {}).get("socFraction"),
-                      status.get("phase", "Pending"),
+                      float(ess_status.get("powerWatts") or 0.0), ess_status.get("socFraction"),
+                      status.get("phase", "Pending"), status.get("tariffPeriod") or "-",
                       "; ".join(f"{r['verb']} {r['target'].split('/')[-1]}" for r in new))
             result.rows.append(row)
-            soc = f"{row.soc:5.0%}" if row.soc is not None else f"{'-':>5}"
+            soc = f"{row.soc:6.1%}" if row.soc is not None else f"{'-':>6}"
             print_fn(f"{row.t:5.0f} {_fmt(row.measured_w)} {row.battery_w:8.0f} {_fmt(row.grid_w)} "
-                     f"{_fmt(row.forecast_w)} {CAP_W:8.0f} {soc} {row.phase:<10} {row.action}")
+                     f"{_fmt(row.forecast_w)} {CAP_W:8.0f} {soc} {row.tariff:<7} {row.phase:<10} {row.action}")
             time.sleep(5)
         series = prom_range(prom.url, site.power_query, started, time.time())
         if out_png is not None:
@@ -147,6 +174,7 @@ def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration
             _reset(core, custom)
         prom.stop()
         twin.stop()
+        battery.stop()
         delete_site(api, site)
     return result
 
@@ -182,7 +210,14 @@ def _plot(series: list[tuple[float, float]], result: DemoResult, started: float,
         ax.plot(*zip(*fc, strict=True), "--", lw=1, label="forecast upper bound")
     bat = [(r.t, r.battery_w) for r in result.rows]
     if any(b for _, b in bat):
-        ax.step(*zip(*bat, strict=True), where="post", lw=1, label="battery discharge setpoint")
+        ax.step(*zip(*bat, strict=True), where="post", lw=1, label="battery power (+ discharging)")
+    soc = [(r.t, r.soc) for r in result.rows if r.soc is not None]
+    if soc:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*soc, strict=True), color="green", lw=1, ls="-.", label="state of charge")
+        ax2.set_ylabel("state of charge")
+        ax2.set_ylim(0, 1)
+        ax2.legend(loc="lower right", fontsize=8)
     ax.axhline(CAP_W, color="red", lw=1, label="cap")
     ax.axhline(TRIGGER_W, color="orange", lw=1, ls=":", label="trigger")
     for rec in result.actions:
@@ -193,7 +228,7 @@ def _plot(series: list[tuple[float, float]], result: DemoResult, started: float,
                         rotation=90, fontsize=7, va="bottom")
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("watts")
-    ax.set_ylim(0, CAP_W * 1.45)
+    ax.set_ylim(min(0.0, *(r.battery_w for r in result.rows)), CAP_W * 1.45)
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title("gridshift demo: site power, forecast and actions")
     return save(fig, out)

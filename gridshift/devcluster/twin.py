@@ -143,9 +143,12 @@ class Twin(Collector):
 
     # -- serving ------------------------------------------------------------------------------------------------------
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> Twin:
+    def serve(self, port: int, addr: str = "127.0.0.1", extra: tuple[Collector, ...] = ()) -> Twin:
+        """Serve the GPU series (and ``extra`` collectors, e.g. a simulated battery's) on ``port``."""
         registry = CollectorRegistry()
         registry.register(self)
+        for collector in extra:
+            registry.register(collector)
         self.server, _ = start_http_server(port, addr=addr, registry=registry)
         threading.Thread(target=self._battery_loop, daemon=True, name="twin-battery").start()
         return self

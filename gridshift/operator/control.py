@@ -24,10 +24,10 @@ from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, lo
 from gridshift.operator import metrics
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
-from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target
+from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, recent_peak
 from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
-from gridshift.planner.tariff import DAYS, PeakWindow, is_peak, minutes
+from gridshift.planner.tariff import DAYS, PeakWindow, is_peak, seconds_of_day
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
 RECENT_ACTIONS = 20
@@ -57,6 +57,7 @@ class PeriodResult:
 class _Memory:
     errors: ErrorTracker = field(default_factory=ErrorTracker)
     peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
+    recent_peak_w: float = 0.0
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
     reasons: dict[str, str] = field(default_factory=dict)
@@ -98,7 +99,7 @@ def plan_limits(spec: PowerPolicySpec) -> PlanLimits:
 
 
 def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: PeakEnergyTracker,
-                now: float) -> ChargeRule | None:
+                now: float, recent_peak_w: float = 0.0) -> ChargeRule | None:
     """When and how far the policy's battery recharges: off-peak by spec.tariff, toward the fixed
     target or one sized on the largest peak of the last day."""
     storage = spec.storage
@@ -107,10 +108,11 @@ def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: Peak
     target = storage.charge_target_fraction
     if target is None:
         target = charge_target(storage.reserve_fraction, peaks.largest_wh(), battery.usable_wh)
-    windows = [PeakWindow(minutes(w.start), minutes(w.end), frozenset(DAYS.index(d) for d in w.days))
+    windows = [PeakWindow(seconds_of_day(w.start), seconds_of_day(w.end), frozenset(DAYS.index(d) for d in w.days))
                for w in spec.tariff.peak_windows]
     return ChargeRule(off_peak=not is_peak(windows, spec.tariff.time_zone, now), target_fraction=target,
-                      max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds)
+                      max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds,
+                      recent_peak_w=recent_peak_w)
 
 
 def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] | None]:
@@ -304,6 +306,7 @@ class PolicyController:
                        forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None)
         mem.errors.add(view.predictions)
         mem.peaks.observe(float(times[-1]), view.load_w, spec.budget.effective_trigger_watts)
+        mem.recent_peak_w = recent_peak(series.values, step, spec.forecast.horizon_seconds)
 
         result = self._act(name, spec, status, now, inventory, view, mem)
         result.events[:0] = recovered
@@ -315,7 +318,7 @@ class PolicyController:
         safety = spec.safety
         limits = plan_limits(spec)
         ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
-        charge = charge_rule(spec, inventory.battery, mem.peaks, now)
+        charge = charge_rule(spec, inventory.battery, mem.peaks, now, mem.recent_peak_w)
         decided = plan(PlanInput(
             policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,
             expected_peak_w=view.expected_peak_w, ladder=ladder, workloads=tuple(inventory.workloads),

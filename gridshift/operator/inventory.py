@@ -165,6 +165,11 @@ class InventoryReader:
             why = "not found" if exc.status == 404 else exc.reason
             notes.append(f"EnergyStorage {ref}: {why}; battery rung skipped")
             return None
+        ready = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+        if ready is not None and ready.get("status") == "False":
+            notes.append(f"EnergyStorage {ref} is not ready ({ready.get('reason')}: {ready.get('message')}); "
+                         "battery rung skipped")
+            return None
         soc = (obj.get("status") or {}).get("socFraction")
         if soc is None:
             notes.append(f"EnergyStorage {ref} reports no state of charge yet; battery rung skipped")

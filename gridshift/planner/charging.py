@@ -1,8 +1,9 @@
 """Charge planning, pure: how much energy the battery should hold for the next peak, and how fast
 to put it back.
 
-The battery is charged only off-peak, only into headroom the forecast shows below the restore
-threshold (restored workloads come first), never faster than its charge rating (or the policy's
+The battery is charged only off-peak, only into headroom below the restore threshold that both the
+forecast and the load measured over the last horizon leave (restored workloads come first; a
+charge is optional load, so it does not bet on a forecast dip), never faster than its charge rating (or the policy's
 limit), and not for ``dwell_s`` after it last discharged; likewise it does not discharge within
 ``dwell_s`` of charging (stopping a charge is always allowed). That dwell keeps it from cycling on
 a load that hovers around the threshold.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PEAK_MARGIN = 1.25
@@ -27,6 +29,7 @@ class ChargeRule:
     target_fraction: float   # state of charge to hold for the next peak
     max_charge_w: float | None = None
     dwell_s: float = 300.0
+    recent_peak_w: float = 0.0  # highest load measured over the last horizon: charging never plans below it
 
 
 def charge_target(reserve_fraction: float, peak_energy_wh: float | None, usable_wh: float,
@@ -35,6 +38,13 @@ def charge_target(reserve_fraction: float, peak_energy_wh: float | None, usable_
     if peak_energy_wh is None or usable_wh <= 0:
         return ceiling
     return min(ceiling, reserve_fraction + PEAK_MARGIN * peak_energy_wh / usable_wh)
+
+
+def recent_peak(values: Sequence[float], step_s: float, span_s: float) -> float:
+    """The highest finite value over the last ``span_s`` seconds of a series at ``step_s``."""
+    n = max(1, math.ceil(span_s / step_s))
+    tail = [v for v in values[-n:] if math.isfinite(v)]
+    return max(tail) if tail else 0.0
 
 
 def hours_to_charge(soc: float, target: float, usable_wh: float, watts: float) -> float:

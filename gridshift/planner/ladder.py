@@ -234,10 +234,10 @@ def plan(inp: PlanInput) -> Plan:
         return Plan("shave", grid_peak, shortfall, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
     if grid_peak < threshold:
         allowance = _restore(inp, battery, threshold - inp.expected_peak_w, threshold - grid_peak, budget)
-        _charge(inp, battery, threshold - grid_peak, budget, notes)
+        _charge(inp, battery, threshold, budget, notes)
         return Plan("restore", grid_peak, shortfall, tuple(budget.actions), restore_allowance_w=allowance,
                     notes=tuple(notes))
-    _charge(inp, battery, threshold - grid_peak, budget, notes)
+    _charge(inp, battery, threshold, budget, notes)
     return Plan("hold", grid_peak, shortfall, tuple(budget.actions), notes=tuple(notes))
 
 
@@ -313,10 +313,11 @@ def _dwell_left(inp: PlanInput, since: float | None) -> float:
     return max(0.0, inp.charge.dwell_s - (inp.now - since))
 
 
-def _charge(inp: PlanInput, battery: BatteryState | None, grid_headroom: float, budget: _Budget,
+def _charge(inp: PlanInput, battery: BatteryState | None, threshold: float, budget: _Budget,
             notes: list[str]) -> None:
-    """Set the charge rate for the next period: off-peak, into the grid headroom below the restore
-    threshold left after this period's restores, toward the target, within the ratings and dwell."""
+    """Set the charge rate for the next period: off-peak, into the headroom below the restore
+    threshold that the forecast and the recently measured peak leave after this period's restores,
+    toward the target, within the ratings and the dwell."""
     rule = inp.charge
     if rule is None or battery is None or not _ours(inp, battery.managed_by) or discharging_now(battery) > 0:
         return
@@ -324,7 +325,7 @@ def _charge(inp: PlanInput, battery: BatteryState | None, grid_headroom: float, 
         return
     charging = charging_now(battery)
     restored = -sum(a.expected_watts for a in budget.actions if a.expected_watts < 0)
-    room = grid_headroom + charging - restored
+    room = threshold - max(inp.expected_peak_w, rule.recent_peak_w) - restored
     rating = battery.max_charge_w if rule.max_charge_w is None else min(battery.max_charge_w, rule.max_charge_w)
     to_target_w = max(0.0, rule.target_fraction - battery.soc_fraction) * battery.usable_wh * 3600.0 / max(
         inp.period_s, 1.0)

@@ -10,18 +10,21 @@ from zoneinfo import ZoneInfo
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def minutes(hhmm: str) -> int:
-    """``"17:30"`` → 1050. ``"24:00"`` is the end of the day."""
-    hours, mins = hhmm.split(":")
-    value = int(hours) * 60 + int(mins)
-    if not (0 <= int(mins) < 60 and 0 <= value <= 24 * 60):
-        raise ValueError(f"{hhmm!r} is not a time of day HH:MM")
+def seconds_of_day(text: str) -> int:
+    """``"17:30"`` → 63000, ``"17:30:15"`` → 63015. ``"24:00"`` is the end of the day."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a time of day HH:MM[:SS]")
+    hours, mins, secs = (int(p) for p in (*parts, "0")[:3])
+    value = hours * 3600 + mins * 60 + secs
+    if not (mins < 60 and secs < 60 and value <= 86400):
+        raise ValueError(f"{text!r} is not a time of day HH:MM[:SS]")
     return value
 
 
 @dataclass(frozen=True)
 class PeakWindow:
-    """On-peak from ``start`` to ``end`` (minutes after midnight, local time) on ``days``
+    """On-peak from ``start`` to ``end`` (seconds after midnight, local time) on ``days``
     (0 = Monday); ``end`` before ``start`` wraps past midnight, into the next day."""
 
     start: int
@@ -29,7 +32,7 @@ class PeakWindow:
     days: frozenset[int] = frozenset(range(7))
 
     def contains(self, local: datetime) -> bool:
-        now = local.hour * 60 + local.minute + local.second / 60.0
+        now = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
         day = local.weekday()
         if self.start <= self.end:
             return day in self.days and self.start <= now < self.end

@@ -1,4 +1,5 @@
-"""`gridshift demo` in short: the live table, actions during the surge, and the PNG timeline."""
+"""`gridshift demo` in short: the live table, the battery (over Modbus) covering the surge alone,
+the recharge once the tariff is off-peak, and the PNG timeline."""
 
 from __future__ import annotations
 
@@ -13,20 +14,29 @@ from tests.conftest import Kube
 pytestmark = pytest.mark.cluster
 
 
-def test_short_demo_prints_the_table_acts_on_the_surge_and_writes_a_png(kube: Kube, tmp_path: Path) -> None:
+def test_short_demo_covers_the_surge_with_the_battery_then_recharges_off_peak(kube: Kube, tmp_path: Path) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus not on PATH: apt-get install prometheus (CI installs it)")
     lines: list[str] = []
     png = tmp_path / "demo.png"
-    result = run_demo(kube.api, kube.kubeconfig, tmp_path / "work", duration_s=40, surge_at_s=8, trace_dir=None,
-                      out_png=png, print_fn=lines.append)
+    result = run_demo(kube.api, kube.kubeconfig, tmp_path / "work", duration_s=95, surge_at_s=8, surge_s=20,
+                      trace_dir=None, out_png=png, print_fn=lines.append)
     header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("t(s)"))
-    assert "grid W" in lines[header] and "forecast" in lines[header]
+    assert "grid W" in lines[header] and "SoC" in lines[header] and "tariff" in lines[header]
     assert any("surge" in line for line in lines)
-    verbs = {a["verb"] for a in result.actions}
+    verbs = [a["verb"] for a in result.actions]
     assert "discharge" in verbs, f"the battery is the first rung: {result.actions}"
-    assert verbs & {"scaleDown", "checkpoint", "suspend"}, "a 5 kW surge needs more than the 3 kW battery"
+    assert not set(verbs) & {"scaleDown", "checkpoint", "suspend"}, f"the battery alone covers it: {result.actions}"
     assert all(not a["dryRun"] for a in result.actions)
-    late = [r for r in result.rows if r.t > 30 and r.grid_w is not None]
-    assert late and max(r.grid_w for r in late) < 10_000, "grid draw back under the cap once the ladder acted"
+    table = "\n".join(lines)
+    covered = [r for r in result.rows if r.battery_w > 0 and r.grid_w is not None]
+    assert covered and max(r.grid_w for r in covered) < 10_000, f"grid under the cap once it discharges:\n{table}"
+    # The state of charge, read back from the device over Modbus, falls during the surge and rises off-peak.
+    socs = [(r.t, r.soc, r.tariff) for r in result.rows if r.soc is not None]
+    low = min(socs, key=lambda x: x[1])
+    assert low[1] < socs[0][1] - 0.005, f"discharging lowers the state of charge:\n{table}"
+    assert "charge" in verbs, f"off-peak headroom recharges the battery:\n{table}"
+    assert socs[-1][1] > low[1] + 0.003, f"and it rises again:\n{table}"
+    assert all(tariff != "OffPeak" for t, _, tariff in socs if t < 25), "on-peak until after the surge"
+    assert any(r.battery_w < 0 and r.tariff == "OffPeak" for r in result.rows), "charging happens off-peak"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
