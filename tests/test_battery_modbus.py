@@ -264,3 +264,36 @@ def test_gridshift_dev_battery_rejects_impossible_ratings() -> None:
     done = subprocess.run([sys.executable, "-m", "gridshift.cli", "dev", "battery", "--soc", "1.5"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "soc_fraction must be in [0, 1]" in done.stderr
+
+
+def test_modbus_tcp_security_needs_a_client_certificate_from_the_devices_ca() -> None:
+    """Modbus/TCP Security (TLS, port 802 by convention): the device trusts one CA for clients."""
+    from gridshift.actuators.modbus import DeviceUnreachable, tls_context
+    from gridshift.devcluster.battery_sim import server_tls_context
+    from gridshift.devcluster.pki import issue, new_ca
+
+    ca, ca_key = new_ca()
+    server_cert, server_key = issue(ca, ca_key, "bess", server=True, ips=("127.0.0.1",))
+    client_cert, client_key = issue(ca, ca_key, "gridshift", server=False)
+    other_ca, other_key = new_ca("someone-else")
+    stranger_cert, stranger_key = issue(other_ca, other_key, "stranger", server=False)
+    with _sim(tls=server_tls_context(ca, server_cert, server_key)) as s:
+        b = ModbusBattery("127.0.0.1", s.port, tls=tls_context(ca, client_cert, client_key), timeout_s=2)
+        try:
+            assert b.connect().capacity_wh == 200_000 and "(TLS)" in b.endpoint
+            assert b.command(10_000, revert_s=30).commanded_w == pytest.approx(10_000)
+        finally:
+            b.close()
+        for cert, key in ((stranger_cert, stranger_key),):
+            intruder = ModbusBattery("127.0.0.1", s.port, tls=tls_context(ca, cert, key), timeout_s=1)
+            try:
+                with pytest.raises(DeviceUnreachable):
+                    intruder.connect()
+            finally:
+                intruder.close()
+        plain = ModbusBattery("127.0.0.1", s.port, timeout_s=1)
+        try:
+            with pytest.raises(DeviceUnreachable):
+                plain.connect()
+        finally:
+            plain.close()

@@ -15,10 +15,13 @@
 from __future__ import annotations
 
 import itertools
+import ssl
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from pymodbus.client import ModbusTcpClient
+from pymodbus.client import ModbusTcpClient, ModbusTlsClient
 from pymodbus.exceptions import ModbusException
 
 from gridshift.ess import sunspec
@@ -36,6 +39,10 @@ class DeviceUnreachable(DeviceError):
     """No connection, or the device stopped answering."""
 
     reason = "DeviceUnreachable"
+
+
+class ReadRefused(DeviceError, sunspec.AddressRefused):
+    """The device answered a read with a Modbus exception."""
 
 
 @dataclass(frozen=True)
@@ -70,17 +77,38 @@ class CommandResult:
         return base
 
 
+def tls_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """Modbus/TCP Security client context: trust only ``ca_pem`` (the device's certificate must chain
+    to it; its host name is not checked, as pymodbus' client does not pass one), present
+    ``cert_pem``/``key_pem`` as the client's identity."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem.decode())
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="gridshift-tls-") as tmp:
+        cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        cert.write_bytes(cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(key_pem)
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class ModbusBattery:
-    def __init__(self, host: str, port: int = 502, unit_id: int = 1, timeout_s: float = 3.0):
+    def __init__(self, host: str, port: int = 502, unit_id: int = 1, timeout_s: float = 3.0,
+                 tls: ssl.SSLContext | None = None):
         self.host, self.port, self.unit_id = host, port, unit_id
-        self.client = ModbusTcpClient(host, port=port, timeout=timeout_s, retries=1)
+        self.tls = tls is not None
+        self.client: ModbusTcpClient = (
+            ModbusTlsClient(host, port=port, sslctx=tls, timeout=timeout_s, retries=1) if tls is not None
+            else ModbusTcpClient(host, port=port, timeout=timeout_s, retries=1))
         self.models: dict[int, int] = {}
         self.scale: dict[str, int] = {}
         self._heartbeat = itertools.count(1)
 
     @property
     def endpoint(self) -> str:
-        return f"{self.host}:{self.port} unit {self.unit_id}"
+        return f"{self.host}:{self.port} unit {self.unit_id}{' (TLS)' if self.tls else ''}"
 
     # -- registers ----------------------------------------------------------------------------------------------------
 
@@ -90,7 +118,7 @@ class ModbusBattery:
         except ModbusException as exc:
             raise DeviceUnreachable(f"{self.endpoint}: reading {count} registers at {address}: {exc}") from exc
         if response.isError():
-            raise DeviceError(f"{self.endpoint}: reading {count} registers at {address}: {response}")
+            raise ReadRefused(f"{self.endpoint}: reading {count} registers at {address}: {response}")
         return list(response.registers)
 
     def _write(self, model: sunspec.Model, point: str, values: Sequence[int]) -> None:

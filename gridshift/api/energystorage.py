@@ -19,6 +19,13 @@ KIND = "EnergyStorage"
 PLURAL = "energystorages"
 
 
+class SecretRef(ApiModel):
+    """A Secret the operator may read."""
+
+    namespace: str = Field(min_length=1, max_length=63, description="Namespace of the Secret.")
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+
+
 class Modbus(ApiModel):
     """Where the battery's SunSpec Modbus TCP server is."""
 
@@ -47,6 +54,14 @@ class Modbus(ApiModel):
     poll_seconds: float = Field(
         default=5, ge=0.5, le=600, description="How often the device is read, the setpoint refreshed and the "
                                                "controller heartbeat advanced."
+    )
+    tls_secret_ref: SecretRef | None = Field(
+        default=None,
+        description=(
+            "Modbus/TCP Security (TLS, usually port 802): a Secret with `ca.crt` (the CA the device's certificate "
+            "must chain to), `tls.crt` and `tls.key` (the operator's client certificate, whose role the device "
+            "authorizes). Read when connecting; a rotated Secret is used from the next reconnect."
+        ),
     )
 
     @model_validator(mode="after")

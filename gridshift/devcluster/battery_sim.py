@@ -16,6 +16,7 @@ exception 2 or 3.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +26,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gridshift.ess import sunspec
@@ -34,6 +35,22 @@ from gridshift.ess.physics import BatteryPhysics
 READ_FUNCTIONS = (3,)
 WRITE_FUNCTIONS = (6, 16)
 CHARGE_STATE_CODE = {"off": 1, "empty": 2, "discharging": 3, "charging": 4, "full": 5, "holding": 6}
+
+
+def server_tls_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """A Modbus/TCP Security server context: present ``cert_pem``, require a client certificate from ``ca_pem``."""
+    import tempfile
+    from pathlib import Path
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca_pem.decode())
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    with tempfile.TemporaryDirectory(prefix="gridshift-tls-") as tmp:
+        cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        cert.write_bytes(cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(key_pem)
+        ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 @dataclass(frozen=True)
@@ -50,11 +67,13 @@ class SunSpecBatterySimulator(Collector):
     def __init__(self, physics: BatteryPhysics, *, name: str = "ess", host: str = "127.0.0.1", port: int = 0,
                  unit_id: int = 1, base: int = 40000, reserve_min_pct: float = 10.0,
                  reserve_max_pct: float = 95.0, models: tuple[int, ...] = (1, 802, 124),
-                 overrides: Mapping[str, int] | None = None, step_s: float = 0.1):
+                 overrides: Mapping[str, int] | None = None, step_s: float = 0.1,
+                 tls: ssl.SSLContext | None = None):
         self.physics = physics
         self.name = name
         self.host, self.port, self.unit_id, self.base = host, port, unit_id, base
         self.step_s = step_s
+        self.tls = tls  # Modbus/TCP Security: a server context that requires client certificates
         self.lock = threading.Lock()
         self.commands: list[Command] = []
         self.reverts: list[float] = []
@@ -262,9 +281,11 @@ class SunSpecBatterySimulator(Collector):
         failure: list[BaseException] = []
 
         async def serve() -> None:
-            device = SimDevice(id=self.unit_id, action=self._on_access,
+            # pymodbus' TLS framer carries no unit id (it arrives as 0): over TLS the device answers any.
+            device = SimDevice(id=0 if self.tls is not None else self.unit_id, action=self._on_access,
                                simdata=[SimData(self.base, values=[0] * len(self.regs), datatype=DataType.REGISTERS)])
-            self.server = ModbusTcpServer(device, address=(self.host, self.port))
+            self.server = (ModbusTlsServer(device, address=(self.host, self.port), sslctx=self.tls)
+                           if self.tls is not None else ModbusTcpServer(device, address=(self.host, self.port)))
             await self.server.serve_forever(background=True)
             if self.port == 0 and self.server.transport is not None:
                 self.port = self.server.transport.sockets[0].getsockname()[1]

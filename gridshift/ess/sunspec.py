@@ -28,6 +28,10 @@ class SunSpecError(ValueError):
     """The device's register map is not a SunSpec battery gridshift can drive safely."""
 
 
+class AddressRefused(Exception):
+    """The device answered a read with a Modbus exception (no such address): not its base."""
+
+
 @dataclass(frozen=True)
 class Point:
     name: str
@@ -182,12 +186,13 @@ def scale_for(value: float, digits: int = 4) -> int:
 
 def walk(read: Callable[[int, int], Sequence[int]], bases: Sequence[int] = BASE_ADDRESSES) -> dict[int, int]:
     """Model ID → address of its first data register, found by walking the model list from the
-    ``SunS`` marker. ``read(address, count)`` reads holding registers and raises on failure."""
+    ``SunS`` marker. ``read(address, count)`` reads holding registers; it raises ``AddressRefused``
+    when the device answers with an exception (the next base is tried), anything else propagates."""
     for base in bases:
         try:
             if tuple(read(base, 2)) != MARKER:
                 continue
-        except Exception:  # a base the device does not answer is not its base
+        except AddressRefused:
             continue
         found: dict[int, int] = {}
         address = base + 2

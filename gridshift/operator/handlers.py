@@ -63,7 +63,7 @@ def controller() -> PolicyController:
 
 def storage() -> ModbusStorageController:
     if _state["storage"] is None:
-        _state["storage"] = ModbusStorageController()
+        _state["storage"] = ModbusStorageController(controller().api)
     return _state["storage"]
 
 

@@ -175,15 +175,15 @@ class InventoryReader:
             notes.append(f"EnergyStorage {ref} reports no state of charge yet; battery rung skipped")
             return None
         spec, status = obj["spec"], obj.get("status") or {}
-        notes = obj["metadata"].get("annotations") or {}
+        marks = obj["metadata"].get("annotations") or {}
         return BatteryState(ref, soc_fraction=float(soc), capacity_wh=float(spec["capacityWattHours"]),
                             max_discharge_w=float(spec["maxDischargeWatts"]),
                             setpoint_w=float(spec.get("setpointWatts", 0.0)),
-                            managed_by=notes.get(ann.MANAGED_BY),
+                            managed_by=marks.get(ann.MANAGED_BY),
                             soh_fraction=float(status["sohFraction"]) if status.get("sohFraction") is not None else 1.0,
                             max_charge_w=float(spec["maxChargeWatts"]),
-                            last_charge_at=parse_rfc3339(notes.get(ann.LAST_CHARGE)),
-                            last_discharge_at=parse_rfc3339(notes.get(ann.LAST_DISCHARGE)))
+                            last_charge_at=parse_rfc3339(marks.get(ann.LAST_CHARGE)),
+                            last_discharge_at=parse_rfc3339(marks.get(ann.LAST_DISCHARGE)))
 
 
 def _job_finished(job: dict[str, Any]) -> bool:

@@ -339,10 +339,10 @@ def _charge(inp: PlanInput, battery: BatteryState | None, threshold: float, budg
         return
     else:
         want = max(0.0, min(rating, room, to_target_w))
-        why = (f"off-peak with {_kw(max(room, 0.0))} of headroom: charge at {_kw(want)} toward "
-               f"{rule.target_fraction:.0%} (now {battery.soc_fraction:.0%}")
         eta = hours_to_charge(battery.soc_fraction, rule.target_fraction, battery.usable_wh, want)
-        why += f", {eta * 60:.0f} min to go)" if math.isfinite(eta) else ")"
+        why = (f"off-peak with {_kw(room)} of headroom: charge at {_kw(want)} toward {rule.target_fraction:.0%} "
+               f"(now {battery.soc_fraction:.0%}, {eta * 60:.0f} min to go)" if want > 0 else
+               f"no headroom below {_kw(threshold)} (forecast and recent peak)")
     deadband = max(0.05 * rating, 1.0)
     if abs(want - charging) < deadband and not (want == 0 and charging > 0):
         return

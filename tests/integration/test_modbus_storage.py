@@ -100,3 +100,39 @@ def test_an_unreachable_device_and_a_reserve_limited_setpoint_are_reported(kube:
         finally:
             force_delete(kube.custom, PLURAL, gone)
             force_delete(kube.custom, PLURAL, low)
+
+
+def test_a_tls_battery_is_reached_with_the_client_certificate_from_its_secret(kube: Kube, namespace: str,
+                                                                              operator: OperatorProcess) -> None:
+    """Modbus/TCP Security: the operator reads ca.crt, tls.crt and tls.key from the named Secret; a
+    Secret without the key is reported as InvalidCredentials, naming what is missing."""
+    import base64
+
+    from gridshift.devcluster.battery_sim import server_tls_context
+    from gridshift.devcluster.pki import issue, new_ca
+
+    ca, ca_key = new_ca()
+    server_cert, server_key = issue(ca, ca_key, "bess", server=True, ips=("127.0.0.1",))
+    client_cert, client_key = issue(ca, ca_key, "gridshift-operator", server=False)
+
+    def secret(name: str, data: dict[str, bytes]) -> None:
+        kube.core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": {
+            k: base64.b64encode(v).decode() for k, v in data.items()}})
+
+    secret("bess-tls", {"ca.crt": ca, "tls.crt": client_cert, "tls.key": client_key})
+    secret("bess-half", {"ca.crt": ca, "tls.crt": client_cert})
+    good, half = f"tls-{namespace}", f"half-{namespace}"
+    with SunSpecBatterySimulator(BatteryPhysics(20_000, 5_000, 10_000, soc_fraction=0.7),
+                                 tls=server_tls_context(ca, server_cert, server_key)) as sim:
+        for name, ref in ((good, "bess-tls"), (half, "bess-half")):
+            doc = _ess(name, sim.port, 3_000)
+            doc["spec"]["modbus"]["tlsSecretRef"] = {"namespace": namespace, "name": ref}
+            kube.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, doc)
+        try:
+            status = _wait(kube, good, lambda s: (s.get("powerWatts") or 0) > 2_999)["status"]
+            assert "(TLS)" in _ready(status)["message"]
+            ready = _ready(_wait(kube, half, lambda s: _ready(s).get("status") == "False")["status"])
+            assert ready["reason"] == "InvalidCredentials" and "has no tls.key" in ready["message"]
+        finally:
+            force_delete(kube.custom, PLURAL, good)
+            force_delete(kube.custom, PLURAL, half)
