@@ -188,16 +188,15 @@ def test_charging_is_off_peak_below_the_threshold_within_the_rating_and_the_dwel
 
 @settings(max_examples=400, deadline=None)
 @given(inputs(with_charge=True))
-def test_a_shave_stops_charging_first_and_honours_the_dwell(inp: PlanInput) -> None:
+def test_a_shave_never_leaves_the_battery_charging(inp: PlanInput) -> None:
     result = plan(inp)
     if result.mode != "shave" or inp.battery is None or "battery" not in inp.ladder:
         return
-    for a in result.actions:
-        if a.target == inp.battery.key:
-            assert a.setpoint_w is not None and a.setpoint_w >= 0, "charging during a shave"
-            if a.setpoint_w > 0 and inp.charge is not None and inp.battery.last_charge_at is not None \
-                    and inp.battery.setpoint_w <= 0:
-                assert NOW - inp.battery.last_charge_at >= inp.charge.dwell_s, "discharged inside the dwell"
+    touched = [a for a in result.actions if a.target == inp.battery.key]
+    for a in touched:
+        assert a.setpoint_w is not None and a.setpoint_w >= 0, "charging during a shave"
+    if inp.battery.setpoint_w < 0 and inp.battery.managed_by in (None, POLICY) and result.actions:
+        assert touched and result.actions[0] is touched[0], "stopping the charge comes before any other rung"
 
 
 # --- worked examples ----------------------------------------------------------------------------------------------
@@ -338,17 +337,16 @@ def test_charging_waits_out_the_dwell_after_a_discharge() -> None:
     assert result.actions == () and any("dwell" in n for n in result.notes)
 
 
-def test_a_forecast_peak_stops_the_charge_before_anything_else() -> None:
+def test_a_forecast_peak_stops_the_charge_and_discharges_at_once() -> None:
     charging = BatteryState("ess", 0.5, 100_000, 50_000, setpoint_w=-30_000, managed_by=POLICY, max_charge_w=40_000,
                             last_charge_at=NOW)
-    result = plan(_charging_input(battery=charging, peak=90_000,
-                                  workloads=(_dep("chat", 10, priority=1),)))
-    # 90 kW + 30 kW charging on a 100 kW trigger: stopping the charge covers 30 of the 20 kW needed... and
-    # the dwell keeps the battery from flipping straight to discharge.
-    assert [(a.verb, a.setpoint_w) for a in result.actions] == [("idle", 0.0)]
+    small = plan(_charging_input(battery=charging, peak=90_000, workloads=(_dep("chat", 10, priority=1),)))
+    # 90 kW + 30 kW of charging on a 100 kW trigger: stopping the charge covers the 20 kW needed.
+    assert [(a.verb, a.setpoint_w) for a in small.actions] == [("idle", 0.0)]
     bigger = plan(_charging_input(battery=charging, peak=110_000, workloads=(_dep("chat", 10, wpr=2_000),)))
-    assert [a.verb for a in bigger.actions] == ["idle", "scaleDown"]
-    assert "dwell" in bigger.actions[0].reason
+    # 40 kW needed: 30 from the charge, 10 from discharge right away (the dwell never delays a shave).
+    assert [(a.verb, a.setpoint_w) for a in bigger.actions] == [("idle", 0.0), ("discharge", 10_000.0)]
+    assert "stop charging" in bigger.actions[0].reason
 
 
 def test_state_of_health_shrinks_what_the_battery_can_give() -> None:

@@ -85,13 +85,18 @@ def tls_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContex
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_cert_chain(ctx, cert_pem, key_pem)
+    return ctx
+
+
+def load_cert_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """``ctx.load_cert_chain`` from PEM bytes (ssl reads files only: a private temporary folder)."""
     with tempfile.TemporaryDirectory(prefix="gridshift-tls-") as tmp:
         cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
         cert.write_bytes(cert_pem)
         key.touch(mode=0o600)
         key.write_bytes(key_pem)
         ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 class ModbusBattery:

@@ -254,7 +254,8 @@ class Storage(ApiModel):
         default=300,
         ge=0,
         le=86400,
-        description="No charging this long after a discharge, and no discharge this long after charging.",
+        description="No charging this long after a discharge (a forecast peak may always stop a charge and "
+                    "discharge at once).",
     )
 
 

@@ -29,6 +29,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from gridshift.actuators.modbus import load_cert_chain
 from gridshift.ess import sunspec
 from gridshift.ess.physics import BatteryPhysics
 
@@ -39,17 +40,9 @@ CHARGE_STATE_CODE = {"off": 1, "empty": 2, "discharging": 3, "charging": 4, "ful
 
 def server_tls_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     """A Modbus/TCP Security server context: present ``cert_pem``, require a client certificate from ``ca_pem``."""
-    import tempfile
-    from pathlib import Path
-
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca_pem.decode())
     ctx.verify_mode = ssl.CERT_REQUIRED
-    with tempfile.TemporaryDirectory(prefix="gridshift-tls-") as tmp:
-        cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
-        cert.write_bytes(cert_pem)
-        key.touch(mode=0o600)
-        key.write_bytes(key_pem)
-        ctx.load_cert_chain(cert, key)
+    load_cert_chain(ctx, cert_pem, key_pem)
     return ctx
 
 

@@ -3,10 +3,11 @@ to put it back.
 
 The battery is charged only off-peak, only into headroom below the restore threshold that both the
 forecast and the load measured over the last horizon leave (restored workloads come first; a
-charge is optional load, so it does not bet on a forecast dip), never faster than its charge rating (or the policy's
-limit), and not for ``dwell_s`` after it last discharged; likewise it does not discharge within
-``dwell_s`` of charging (stopping a charge is always allowed). That dwell keeps it from cycling on
-a load that hovers around the threshold.
+charge is optional load, so it does not bet on a forecast dip), never faster than its charge
+rating (or the policy's limit), and not for ``dwell_s`` after it last discharged, which keeps it
+from cycling on a load that hovers around the threshold. The other way round the cap wins: a
+forecast peak stops a charge and discharges at once (the simulator showed a dwell there letting
+whole bursts through).
 
 The target state of charge is the reserve plus the energy of the largest recent peak above the
 trigger (``PeakEnergyTracker``) with a margin, over the usable capacity (nameplate times state of

@@ -211,6 +211,16 @@ def plan(inp: PlanInput) -> Plan:
         need = grid_peak - inp.trigger_w
         battery = replace(battery, setpoint_w=limit.setpoint_w)
 
+    # A charge is optional load: when the grid peak is over the trigger it stops before anything else.
+    charging = charging_now(battery)
+    if need > 0 and charging > 0 and battery is not None and _ours(inp, battery.managed_by) and budget.add(
+            Action("battery", "idle", battery.key, charging,
+                   f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}; stop charging ({_kw(charging)})",
+                   setpoint_w=0.0)):
+        need -= charging
+        grid_peak -= charging
+        battery = replace(battery, setpoint_w=0.0)
+
     pending = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and not w.suspended
                and w.checkpoint_requested_at is not None and not w.protected]
     pending_w = 0.0
@@ -247,21 +257,14 @@ def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, budge
         if shortfall <= 0 or budget.left <= 0:
             break
         if rung == "battery" and battery is not None and _ours(inp, battery.managed_by):
-            charging = charging_now(battery)
+            # A running charge was already stopped before the ladder (see plan); the cap outranks the
+            # dwell, so the discharge follows in the same period.
             headroom = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s) - discharging_now(battery)
-            dwell = _dwell_left(inp, battery.last_charge_at)
-            if dwell > 0:
-                headroom = 0.0
-            delta = min(max(0.0, shortfall - charging), max(0.0, headroom))
-            if charging > 0 or delta > 1e-6:
-                setpoint = discharging_now(battery) + delta
-                what = (f"stop charging ({_kw(charging)})" + (f" and discharge {_kw(delta)}" if delta > 0 else "")
-                        if charging > 0 else f"discharge {_kw(delta)} more")
-                if dwell > 0 and charging > 0 and shortfall > charging:
-                    what += f"; no discharge for another {dwell:.0f} s after charging (dwell)"
-                budget.add(Action("battery", "discharge" if setpoint > 0 else "idle", battery.key, charging + delta,
-                                  f"{why}; {what}", setpoint_w=setpoint))
-                shortfall -= charging + delta
+            if headroom > 1e-6:
+                delta = min(shortfall, headroom)
+                budget.add(Action("battery", "discharge", battery.key, delta, f"{why}; discharge {_kw(delta)} more",
+                                  setpoint_w=battery.setpoint_w + delta))
+                shortfall -= delta
         elif rung == "scaleDown":
             candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
                           and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]
