@@ -109,6 +109,7 @@ class ModbusBattery:
             else ModbusTcpClient(host, port=port, timeout=timeout_s, retries=1))
         self.models: dict[int, int] = {}
         self.scale: dict[str, int] = {}
+        self.wcha_max = 0.0  # model 124's WChaMax, the base of the percent rates (set by read)
         self._heartbeat = itertools.count(1)
 
     @property
