@@ -63,7 +63,7 @@ class _Memory:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
-def _condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
+def condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
                generation: int | None) -> dict[str, Any]:
     """A metav1.Condition whose lastTransitionTime moves only when its status does."""
     prior = next((c for c in previous if c.get("type") == type_), None)
@@ -214,12 +214,12 @@ class PolicyController:
         """Hold: no new actions, nothing restored, and say why."""
         prev = status.get("conditions", [])
         conditions = [
-            _condition(prev, "Ready", "False", reason, message, now, generation),
-            _condition(prev, "Degraded", "True", reason, f"{message}; holding current actions", now, generation),
-            _condition(prev, "ForecastHealthy", "Unknown", reason, "no trusted telemetry to forecast from", now,
+            condition(prev, "Ready", "False", reason, message, now, generation),
+            condition(prev, "Degraded", "True", reason, f"{message}; holding current actions", now, generation),
+            condition(prev, "ForecastHealthy", "Unknown", reason, "no trusted telemetry to forecast from", now,
                        generation),
             next((c for c in prev if c.get("type") == "Acting"),
-                 _condition(prev, "Acting", "Unknown", reason, "unknown while degraded", now, generation)),
+                 condition(prev, "Acting", "Unknown", reason, "unknown while degraded", now, generation)),
         ]
         metrics.DEGRADED.labels(name).set(1)
         metrics.BUDGET.labels(name).set(spec.budget.cap_watts)
@@ -394,11 +394,11 @@ class PolicyController:
         ready_msg = (f"{len(inventory.nodes)} nodes, {len(inventory.workloads)} workloads; {decided.mode}; "
                      + "; ".join([*decided.notes, *inventory.notes]))
         conditions = [
-            _condition(prev, "Ready", "True", "Reconciled", ready_msg.rstrip("; "), now, generation),
-            _condition(prev, "Degraded", "False", "TelemetryOk", "telemetry is fresh", now, generation),
-            _condition(prev, "ForecastHealthy", "True" if view.mode == "predictive" else "False",
+            condition(prev, "Ready", "True", "Reconciled", ready_msg.rstrip("; "), now, generation),
+            condition(prev, "Degraded", "False", "TelemetryOk", "telemetry is fresh", now, generation),
+            condition(prev, "ForecastHealthy", "True" if view.mode == "predictive" else "False",
                        "Predictive" if view.mode == "predictive" else "Reactive", forecast_msg, now, generation),
-            _condition(prev, "Acting", "True" if acting else "False", "Shaving" if acting else "Idle", acting_msg,
+            condition(prev, "Acting", "True" if acting else "False", "Shaving" if acting else "Idle", acting_msg,
                        now, generation),
         ]
         result.status.update({

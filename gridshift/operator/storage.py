@@ -15,7 +15,7 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import rfc3339
 from gridshift.actuators.modbus import BatteryReading, CommandResult, DeviceError, ModbusBattery, tls_context
 from gridshift.api.energystorage import EnergyStorageSpec
-from gridshift.operator.control import Event, _condition
+from gridshift.operator.control import Event, condition
 
 
 class InvalidCredentials(DeviceError):
@@ -84,12 +84,12 @@ class ModbusStorageController:
             if self.reasons.get(name) != exc.reason:
                 events.append(Event("Warning", exc.reason, str(exc)))
             self.reasons[name] = exc.reason
-            return {"conditions": [_condition(prev, "Ready", "False", exc.reason, str(exc), now, generation)]}, events
+            return {"conditions": [condition(prev, "Ready", "False", exc.reason, str(exc), now, generation)]}, events
         if self.reasons.pop(name, "") != "Connected":
             events.append(Event("Normal", "Connected", f"{reading.device} at {device.endpoint}"))
         self.reasons[name] = "Connected"
         last = (status or {}).get("lastCommand") or {}
-        if result.limited_by and last.get("limitedBy") != result.limited_by:
+        if result.limited_by and not last.get("limitedBy"):  # when a limit starts, not at every SoC step
             events.append(Event("Normal", "SetpointLimited", result.message))
         message = (f"{reading.device} at {device.endpoint}: {reading.charge_state}, "
                    f"{reading.power_w:.0f} W, revert after {spec.modbus.revert_seconds} s")
@@ -99,7 +99,7 @@ class ModbusStorageController:
             "lastUpdateTime": rfc3339(now),
             "lastCommand": {"requestedWatts": result.requested_w, "commandedWatts": round(result.commanded_w, 1),
                             "limitedBy": result.limited_by, "time": rfc3339(now)},
-            "conditions": [_condition(prev, "Ready", "True", "Connected", message, now, generation)],
+            "conditions": [condition(prev, "Ready", "True", "Connected", message, now, generation)],
         }, events
 
     def release(self, name: str) -> None:
