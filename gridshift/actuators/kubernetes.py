@@ -19,6 +19,7 @@ from kubernetes import client
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.planner import Action
+from gridshift.planner.charging import dwell_marks
 
 _CONFLICT = "changed under us (another policy or writer); will re-plan next period"
 
@@ -178,10 +179,11 @@ class KubernetesActuator:
         notes: dict[str, str | None] = (dict.fromkeys((ann.MANAGED_BY, ann.LAST_ACTION)) if action.setpoint_w == 0
                                         else {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: stamp})
         # When it last charged or discharged (kept after release: the dwell outlives the policy's hold).
-        was = float(obj["spec"].get("setpointWatts", 0.0))
-        for watts in (was, float(action.setpoint_w)):
-            if watts != 0:
-                notes[ann.LAST_DISCHARGE if watts > 0 else ann.LAST_CHARGE] = stamp
+        charged, discharged = dwell_marks(float(obj["spec"].get("setpointWatts", 0.0)), float(action.setpoint_w))
+        if charged:
+            notes[ann.LAST_CHARGE] = stamp
+        if discharged:
+            notes[ann.LAST_DISCHARGE] = stamp
         body = {"spec": {"setpointWatts": float(action.setpoint_w)}, "metadata": {
             "resourceVersion": obj["metadata"]["resourceVersion"], "annotations": notes}}
         self.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", name, body)

@@ -110,6 +110,7 @@ class ModbusBattery:
         self.models: dict[int, int] = {}
         self.scale: dict[str, int] = {}
         self.wcha_max = 0.0  # model 124's WChaMax, the base of the percent rates (set by read)
+        self.device = ""     # maker, model and serial from model 1 (set by connect)
         self._heartbeat = itertools.count(1)
 
     @property
@@ -150,6 +151,8 @@ class ModbusBattery:
             if model_id not in self.models:
                 raise DeviceError(f"{self.endpoint}: no SunSpec model {model_id} ({what}); found "
                                   f"{sorted(self.models)}")
+        common = self._decode(sunspec.COMMON) if 1 in self.models else {}  # static: read once
+        self.device = " ".join(str(common.get(k) or "") for k in ("Mn", "Md", "SN")).strip() or "SunSpec battery"
         return self.read()
 
     def _decode(self, model: sunspec.Model) -> dict[str, float | str | None]:
@@ -184,19 +187,15 @@ class ModbusBattery:
             if ctl.get(name) is None:
                 raise DeviceError(f"{self.endpoint}: model 124 scale factor {name} is not implemented")
             self.scale[name] = int(ctl[name])  # type: ignore[arg-type]
-        storctl = int(ctl.get("StorCtl_Mod") or 0)
-        out_pct, in_pct = float(ctl.get("OutWRte") or 0.0), float(ctl.get("InWRte") or 0.0)
-        discharge, charge = bool(storctl & sunspec.DISCHARGE_BIT), bool(storctl & sunspec.CHARGE_BIT)
-        commanded = (out_pct if discharge and not charge else -in_pct if charge and not discharge else 0.0)
         self.wcha_max = wcha_max
-        common = self._decode(sunspec.COMMON) if 1 in self.models else {}
         return BatteryReading(
             soc_fraction=soc / 100.0, soh_fraction=soh / 100.0, power_w=float(bat.get("W") or 0.0),  # type: ignore[arg-type]
             charge_state=sunspec.CHARGE_STATES.get(int(bat.get("ChaSt") or 0), "unknown"),  # type: ignore[arg-type]
             capacity_wh=capacity, max_charge_w=min(max_charge, wcha_max), max_discharge_w=max_discharge,
             reserve_min_fraction=rsv_min / 100.0, reserve_max_fraction=rsv_max / 100.0,
-            commanded_w=commanded / 100.0 * wcha_max, revert_s=float(ctl.get("InOutWRte_RvrtTms") or 0.0),
-            device=" ".join(str(common.get(k) or "") for k in ("Mn", "Md", "SN")).strip() or "SunSpec battery")
+            commanded_w=sunspec.commanded_watts(int(ctl.get("StorCtl_Mod") or 0), float(ctl.get("OutWRte") or 0.0),  # type: ignore[arg-type]
+                                                float(ctl.get("InWRte") or 0.0), wcha_max),  # type: ignore[arg-type]
+            revert_s=float(ctl.get("InOutWRte_RvrtTms") or 0.0), device=self.device)
 
     # -- commands -----------------------------------------------------------------------------------------------------
 
@@ -253,8 +252,8 @@ class ModbusBattery:
                     sunspec.encode(rate, out_pct, sf) + sunspec.encode(rate, in_pct, sf))
         self._write(sunspec.STORAGE, "StorCtl_Mod", [mode])
         self.heartbeat()
-        commanded = (pct if mode == sunspec.DISCHARGE_BIT else -pct if mode else 0.0) / 100.0 * self.wcha_max
-        return CommandResult(result.requested_w, commanded, result.limited_by)
+        return CommandResult(result.requested_w, sunspec.commanded_watts(mode, out_pct, in_pct, self.wcha_max),
+                             result.limited_by)
 
     def heartbeat(self) -> None:
         self._write(sunspec.BATTERY, "CtrlHb", [next(self._heartbeat) % 0xFFFF])

@@ -114,10 +114,6 @@ class SunSpecBatterySimulator(Collector):
         start = address - self.base
         self.regs[start:start + len(values)] = values
 
-    def _get(self, address: int, count: int) -> list[int]:
-        start = address - self.base
-        return self.regs[start:start + count]
-
     def _write_model(self, model: sunspec.Model, values: Mapping[str, Any]) -> None:
         start = self.offsets.get(model.id)
         if start is None:
@@ -206,14 +202,8 @@ class SunSpecBatterySimulator(Collector):
 
     @property
     def command_w(self) -> float:
-        """The AC power the controls ask for, + discharging."""
-        wcha_max = self.physics.max_charge_w
-        discharge, charge = bool(self.storctl & sunspec.DISCHARGE_BIT), bool(self.storctl & sunspec.CHARGE_BIT)
-        if discharge and not charge:
-            return self.out_pct / 100.0 * wcha_max
-        if charge and not discharge:
-            return -self.in_pct / 100.0 * wcha_max
-        return 0.0
+        """The AC power the controls ask for, + discharging (WChaMax is the charge rating)."""
+        return sunspec.commanded_watts(self.storctl, self.out_pct, self.in_pct, self.physics.max_charge_w)
 
     async def _on_access(self, function_code: int, start_address: int, address: int, count: int,
                          current_registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:

@@ -32,6 +32,7 @@ from gridshift.actuators.kubernetes import parse_rfc3339, rfc3339
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
+from gridshift.ess.physics import BatteryPhysics
 from gridshift.telemetry.traces import load_gpu_series
 
 
@@ -119,21 +120,19 @@ class Twin(Collector):
             if spec.get("driver", "kubernetes") != "kubernetes":
                 continue  # the operator drives it over Modbus
             status = obj.get("status") or {}
-            soc = float(status.get("socFraction", 0.8))
-            capacity = float(spec["capacityWattHours"])
-            power = max(-float(spec["maxChargeWatts"]), min(float(spec["maxDischargeWatts"]),
-                                                           float(spec.get("setpointWatts", 0.0))))
-            if (power > 0 and soc <= 0) or (power < 0 and soc >= 1):
-                power = 0.0
+            # A lossless battery: the site controller only has to move state of charge with the setpoint.
+            physics = BatteryPhysics(float(spec["capacityWattHours"]), float(spec["maxChargeWatts"]),
+                                     float(spec["maxDischargeWatts"]), round_trip_efficiency=1.0,
+                                     soc_fraction=float(status.get("socFraction", 0.8)))
             elapsed = now - self.last.get(name, now)
             self.last[name] = now
-            soc = min(1.0, max(0.0, soc - power * elapsed / 3600.0 / capacity))
+            power = physics.step(float(spec.get("setpointWatts", 0.0)), elapsed)
             stamp = rfc3339(now)
             try:
                 self.custom.patch_cluster_custom_object_status(
                     API_GROUP, API_VERSION, "energystorages", name,
-                    {"status": {"socFraction": round(soc, 6), "sohFraction": 1.0, "powerWatts": power,
-                                "lastUpdateTime": stamp}})
+                    {"status": {"socFraction": round(physics.soc_fraction, 6), "sohFraction": 1.0,
+                                "powerWatts": power, "lastUpdateTime": stamp}})
             except client.ApiException:
                 continue
 

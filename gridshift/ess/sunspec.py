@@ -115,6 +115,17 @@ CHARGE_BIT, DISCHARGE_BIT = 0x1, 0x2
 CHARGE_STATES = {1: "off", 2: "empty", 3: "discharging", 4: "charging", 5: "full", 6: "holding", 7: "testing"}
 
 
+def commanded_watts(storctl: int, out_pct: float, in_pct: float, wcha_max: float) -> float:
+    """The power model 124's controls ask for, + discharging: ``OutWRte`` percent of ``WChaMax`` with
+    only the discharge bit set, ``InWRte`` percent with only the charge bit, otherwise idle."""
+    discharge, charge = bool(storctl & DISCHARGE_BIT), bool(storctl & CHARGE_BIT)
+    if discharge and not charge:
+        return out_pct / 100.0 * wcha_max
+    if charge and not discharge:
+        return -in_pct / 100.0 * wcha_max
+    return 0.0
+
+
 def _raw(point: Point, regs: Sequence[int]) -> int | None:
     if point.type == "string":
         raise TypeError(f"{point.name} is a string")

@@ -186,7 +186,7 @@ class Forecaster:
 class Persistence:
     """The fallback: tomorrow looks like now. Same ``predict`` contract, no upper bound."""
 
-    def __init__(self, window: int, horizons_s: tuple[float, ...], step_s: float = 1.0):
+    def __init__(self, window: int = 120, horizons_s: tuple[float, ...] = (5.0, 10.0, 30.0), step_s: float = 1.0):
         self.window = window
         self.horizons_s = horizons_s
         self.step_s = step_s
@@ -201,11 +201,9 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("gridshift.forecaster") / "default_model"))
 
 
-def load_or_persistence(
-    model: str | Path = "default", window: int = 120, horizons_s: tuple[float, ...] = (5.0, 10.0, 30.0)
-) -> tuple[Forecaster | Persistence, str | None]:
+def load_or_persistence(model: str | Path = "default") -> tuple[Forecaster | Persistence, str | None]:
     """The model, or persistence and the reason the model could not be used."""
     try:
         return Forecaster.load(model), None
     except ModelError as exc:
-        return Persistence(window, horizons_s), str(exc)
+        return Persistence(), str(exc)

@@ -158,7 +158,7 @@ class ModelCache:
         try:
             cm = self.core.read_namespaced_config_map(ref.name, ref.namespace)
         except client.ApiException as exc:
-            return Persistence(120, (5.0, 10.0, 30.0)), f"ConfigMap {ref.namespace}/{ref.name}: {exc.reason}"
+            return Persistence(), f"ConfigMap {ref.namespace}/{ref.name}: {exc.reason}"
         key = f"{ref.namespace}/{ref.name}@{cm.metadata.resource_version}"
         if key not in self.loaded:
             target = self.dir / hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -170,8 +170,7 @@ class ModelCache:
             try:
                 self.loaded[key] = (Forecaster.load(target), None)
             except ModelError as exc:
-                self.loaded[key] = (Persistence(120, (5.0, 10.0, 30.0)),
-                                    f"model in ConfigMap {ref.namespace}/{ref.name}: {exc}")
+                self.loaded[key] = (Persistence(), f"model in ConfigMap {ref.namespace}/{ref.name}: {exc}")
         return self.loaded[key]
 
 

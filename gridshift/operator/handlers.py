@@ -18,10 +18,10 @@ import kopf
 from kubernetes import client, config
 from pydantic import ValidationError
 
-from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
+from gridshift.actuators.kubernetes import KubernetesActuator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
-from gridshift.operator.control import PeriodResult, PolicyController
+from gridshift.operator.control import PeriodResult, PolicyController, condition
 from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
@@ -67,9 +67,12 @@ def storage() -> ModbusStorageController:
     return _state["storage"]
 
 
-def _invalid(exc: ValidationError) -> str:
-    """Every problem of an invalid spec, each naming its field."""
-    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+def _invalid(exc: ValidationError, body: kopf.Body) -> tuple[str, dict[str, Any]]:
+    """Every problem of an invalid spec, each naming its field, and the Ready condition that says so."""
+    fields = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    prev = (body.get("status") or {}).get("conditions", [])
+    return fields, condition(prev, "Ready", "False", "InvalidSpec", fields, time.time(),
+                             body.get("metadata", {}).get("generation"))
 
 
 @kopf.on.startup()
@@ -104,11 +107,9 @@ def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: log
         try:
             spec = PowerPolicySpec.model_validate(dict(body.get("spec") or {}))
         except ValidationError as exc:
-            fields = _invalid(exc)
+            fields, ready = _invalid(exc, body)
             status = dict(body.get("status") or {})
-            status.update({"phase": "Degraded", "conditions": [
-                {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": fields[:32000],
-                 "lastTransitionTime": rfc3339(time.time())}]})
+            status.update({"phase": "Degraded", "conditions": [ready]})
             _write(name, body, PeriodResult(status, []), logger)
             logger.error(f"invalid spec: {fields}")
         else:
@@ -172,9 +173,8 @@ def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logge
             try:
                 spec = es.EnergyStorageSpec.model_validate(dict(body.get("spec") or {}))
             except ValidationError as exc:
-                fields = _invalid(exc)
-                status = {"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec",
-                                          "message": fields[:32000], "lastTransitionTime": rfc3339(time.time())}]}
+                fields, ready = _invalid(exc, body)
+                status = {"conditions": [ready]}
                 events = []
                 logger.error(f"invalid spec: {fields}")
             else:

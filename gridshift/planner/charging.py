@@ -41,6 +41,12 @@ def charge_target(reserve_fraction: float, peak_energy_wh: float | None, usable_
     return min(ceiling, reserve_fraction + PEAK_MARGIN * peak_energy_wh / usable_wh)
 
 
+def dwell_marks(previous_w: float, new_w: float) -> tuple[bool, bool]:
+    """(charged, discharged): whether a change of setpoint from ``previous_w`` to ``new_w`` (+ discharges)
+    ends or starts a charge or a discharge, so that its time is the new start of the dwell."""
+    return previous_w < 0 or new_w < 0, previous_w > 0 or new_w > 0
+
+
 def recent_peak(values: Sequence[float], step_s: float, span_s: float) -> float:
     """The highest finite value over the last ``span_s`` seconds of a series at ``step_s``."""
     n = max(1, math.ceil(span_s / step_s))

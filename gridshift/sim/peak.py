@@ -29,7 +29,7 @@ import numpy as np
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, plan
-from gridshift.planner.charging import ChargeRule, recent_peak
+from gridshift.planner.charging import ChargeRule, dwell_marks, recent_peak
 from gridshift.planner.outlook import outlook
 from gridshift.planner.tariff import PeakWindow, is_peak
 
@@ -108,7 +108,8 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
     physics = replace(b.physics)
     limits = PlanLimits(cooldown_s=0.0, max_actions=3, hysteresis=setup.hysteresis,
                         ramp_w_per_min=setup.ramp_w_per_min or 0.1 * setup.cap_w, reserve_fraction=b.reserve_fraction)
-    fallback = Persistence(120, (5.0, 10.0, 30.0))
+    # The operator's views: the student, or persistence, its fallback when a model cannot be used.
+    forecaster: Forecaster | Persistence = model if strategy == "student" and model is not None else Persistence()
     # The oracle's view: the true maximum over [t, t + horizon].
     future_max = np.array([load[i:i + setup.horizon_s + 1].max() for i in range(n)]) if strategy == "oracle" else None
     setpoint = 0.0                      # what the controller has asked for
@@ -125,13 +126,11 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
         now = setup.start_time + i
         if strategy != "none" and i % setup.period_s == 0 and i > 0:
             new = _decide(strategy, load[:i], i, now, setup, limits, physics, setpoint, last_change, last_charge,
-                          last_discharge, model, fallback, future_max)
+                          last_discharge, forecaster, future_max)
             if new is not None and abs(new - setpoint) > 1e-6:
-                for watts in (setpoint, new):
-                    if watts > 0:
-                        last_discharge = now
-                    elif watts < 0:
-                        last_charge = now
+                charged, discharged = dwell_marks(setpoint, new)
+                last_charge = now if charged else last_charge
+                last_discharge = now if discharged else last_discharge
                 setpoint = new
                 last_change = now
                 actions += 1
@@ -160,7 +159,7 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
 
 def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, setup: Setup, limits: PlanLimits,
             physics: BatteryPhysics, setpoint: float, last_change: float | None, last_charge: float | None,
-            last_discharge: float | None, model: Forecaster | None, fallback: Persistence,
+            last_discharge: float | None, forecaster: Forecaster | Persistence,
             future_max: np.ndarray | None) -> float | None:
     """The new setpoint at second ``i`` (None: keep it). ``history`` is the load up to, not including, ``i``."""
     measured = float(history[-1])
@@ -171,9 +170,9 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, setup: 
         assert future_max is not None
         expected = float(future_max[i])
     else:
-        view = outlook(model if strategy == "student" and model is not None else fallback,
-                       history[-(model.meta.window if model is not None else 120):], now,
-                       horizon_s=setup.horizon_s, confidence=setup.confidence, cap_w=setup.cap_w)
+        window = forecaster.meta.window if isinstance(forecaster, Forecaster) else 1
+        view = outlook(forecaster, history[-window:], now, horizon_s=setup.horizon_s, confidence=setup.confidence,
+                       cap_w=setup.cap_w)
         expected = view.expected_peak_w
     battery = BatteryState("sim", physics.soc_fraction, physics.capacity_wh, physics.max_discharge_w,
                            setpoint_w=setpoint, managed_by="sim", soh_fraction=physics.soh_fraction,

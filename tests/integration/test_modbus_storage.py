@@ -16,7 +16,7 @@ from gridshift.devcluster.battery_sim import SunSpecBatterySimulator
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.lab import OperatorProcess, force_delete
 from gridshift.ess.physics import BatteryPhysics
-from tests.conftest import Kube
+from tests.conftest import Kube, eventually
 
 pytestmark = pytest.mark.cluster
 GROUP, VERSION, PLURAL = "gridshift.io", "v1alpha1", "energystorages"
@@ -38,14 +38,11 @@ def operator(kube: Kube, tmp_path: Path) -> Iterator[OperatorProcess]:
 
 
 def _wait(kube: Kube, name: str, check: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    obj: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    def reached() -> dict[str, Any] | None:
         obj = kube.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
-        if check(obj.get("status") or {}):
-            return obj
-        time.sleep(0.5)
-    raise AssertionError(f"EnergyStorage {name} never got there: {obj.get('status')}")
+        return obj if check(obj.get("status") or {}) else None
+
+    return eventually(reached, timeout, 0.5, what=f"EnergyStorage {name}")  # type: ignore[return-value]
 
 
 def _ready(status: dict[str, Any]) -> dict[str, Any]:
