@@ -39,7 +39,7 @@ def pooled(reports: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]
         for h in reports[0]["metrics"][model]:
             blocks = [(r["metrics"][model][h], r["points"]) for r in reports]
             merged: dict[str, float | None] = {}
-            for key in ("mae", "smape", "coverage"):
+            for key in ("mae", "smape", "coverage", "coverage_static", "bound_gap_pct_of_mean"):
                 vals = [(b[key], n) for b, n in blocks if b[key] is not None]
                 merged[key] = sum(v * n for v, n in vals) / sum(n for _, n in vals) if vals else None
             merged["rmse"] = float(np.sqrt(sum(b["rmse"] ** 2 * n for b, n in blocks) / total))
@@ -84,7 +84,7 @@ def main() -> int:
         models = {"teacher": lambda x, e=result.teacher: (predict_teacher(e, x), None)}
         for name, export in result.students.items():
             models[name] = lambda x, e=export: (lambda p, u: (p, u[:, level, :]))(*predict_student(e, x))
-        report = evaluate([held_out], models, cfg.window, cfg.horizons_s, cfg.step_s)
+        report = evaluate([held_out], models, cfg.window, cfg.horizons_s, cfg.step_s, confidence=nominal)
         reports.append(report)
         folds.append({"held_out": files[k].name, "seconds": round(time.monotonic() - t0, 1),
                       "parameters": result.parameters, "metrics": report["metrics"], "points": report["points"]})
@@ -97,11 +97,13 @@ def main() -> int:
           f"device {device}, {time.monotonic() - started:.0f} s")
     print(f"teacher {params['teacher']:,} parameters, student {params['student']:,} "
           f"({params['teacher'] / params['student']:.0f}x fewer)")
-    print(f"{'model':22}" + "".join(f"{'MAE@' + h + 's':>12}" for h in hs) + f"{'cov@30s':>10}")
+    print(f"{'model':22}" + "".join(f"{'MAE@' + h + 's':>12}" for h in hs)
+          + "".join(f"{'cov@' + h + 's':>10}" for h in hs) + f"{'static@30s':>11}{'gap@30s':>9}")
     for model, per_h in merged.items():
-        cov = per_h["30"]["coverage"]
-        print(f"{model:22}" + "".join(f"{per_h[h]['mae']:>10.0f} W" for h in hs)
-              + (f"{cov:>10.3f}" if cov is not None else f"{'-':>10}"))
+        cov = [per_h[h]["coverage"] for h in hs]
+        extra = ("".join(f"{c:>10.3f}" for c in cov) + f"{per_h['30']['coverage_static']:>11.3f}"
+                 f"{per_h['30']['bound_gap_pct_of_mean']:>8.1f}%") if cov[0] is not None else ""
+        print(f"{model:22}" + "".join(f"{per_h[h]['mae']:>10.0f} W" for h in hs) + extra)
     s = merged["student"]
     checks = {
         "student beats persistence, seasonal naive, DLinear at 10 s and 30 s": all(

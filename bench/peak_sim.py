@@ -8,7 +8,9 @@ from a random offset. The cap is ``--cap-fraction`` of the site's highest second
 of the cap, and the battery holds 5 minutes of the site's mean power at a rating of 30% of it.
 Prints one row per strategy (energy above the cap, worst overshoot, longest run above it, 15-min
 peak demand, battery throughput, actions) and the simulation speed in simulated seconds per
-wall second.
+wall second. The student runs at each ``--student CONFIDENCE:HORIZON`` (the policy's
+spec.forecast.confidence and horizonSeconds; 0.5 is the median): the trade-off between energy
+above the cap and battery energy spent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,6 +51,10 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cap-fraction", type=float, default=0.92)
+    parser.add_argument("--student", nargs="+", default=["0.9:30", "0.9:10", "0.8:10", "0.5:10", "0.5:5"],
+                        metavar="CONFIDENCE:HORIZON",
+                        help="student settings to run (spec.forecast.confidence and horizonSeconds); the first "
+                             "also runs without online bound tracking")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -61,16 +68,23 @@ def main() -> int:
     print(f"site: {args.nodes} H100 nodes, {args.hours:g} h at 1 s; mean {mean / 1000:.1f} kW, "
           f"max {load.max() / 1000:.1f} kW; cap {cap / 1000:.1f} kW; battery "
           f"{setup.battery.physics.capacity_wh / 1000:.2f} kWh / {setup.battery.physics.max_discharge_w / 1000:.1f} kW")
-    print(f"{'strategy':<12} {'kWh>cap':>8} {'worst W':>8} {'longest s':>9} {'peak kW':>8} {'batt kWh':>8} "
+    print(f"{'strategy':<22} {'kWh>cap':>8} {'worst W':>8} {'longest s':>9} {'peak kW':>8} {'batt kWh':>8} "
           f"{'cycles':>6} {'actions':>7} {'sim s/s':>8}")
     rows = []
-    for strategy in STRATEGIES:
+    runs = [(s, s, setup) for s in STRATEGIES if s != "student"]
+    for n, text in enumerate(args.student):
+        confidence, horizon = float(text.split(":")[0]), int(text.split(":")[1])
+        student = replace(setup, confidence=confidence, horizon_s=horizon)
+        runs.append((f"student q{confidence:g} h{horizon}", "student", student))
+        if n == 0:  # the offline calibration alone, without the operator's online tracking
+            runs.append((f"student q{confidence:g} h{horizon} static", "student", replace(student, online_bound=False)))
+    for label, strategy, run_setup in runs:
         started = time.perf_counter()
-        r = simulate(load, setup, strategy, model=model)
+        r = simulate(load, run_setup, strategy, model=model)
         speed = len(load) / (time.perf_counter() - started)
-        row = {**r.summary(), "sim_seconds_per_wall_second": round(speed)}
+        row = {**r.summary(), "strategy": label, "sim_seconds_per_wall_second": round(speed)}
         rows.append(row)
-        print(f"{strategy:<12} {r.energy_above_cap_kwh:8.3f} {r.worst_overshoot_w:8.0f} {r.longest_overshoot_s:9d} "
+        print(f"{label:<22} {r.energy_above_cap_kwh:8.3f} {r.worst_overshoot_w:8.0f} {r.longest_overshoot_s:9d} "
               f"{r.peak_demand_kw:8.1f} {r.battery_discharged_kwh:8.2f} {r.battery_cycles:6.2f} {r.actions:7d} "
               f"{speed:8.0f}")
     battery = {**setup.battery.physics.__dict__, "reserve_fraction": setup.battery.reserve_fraction}

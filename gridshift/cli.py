@@ -165,7 +165,7 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
         meta = model.meta
         series = load_series(args.data, meta.step_s, args.max_gap, min_length=meta.window + max(meta.horizon_steps) + 1)
         report = evaluate(series, forecaster_predictors(model, args.confidence), meta.window, meta.horizons_s,
-                          meta.step_s)
+                          meta.step_s, confidence=args.confidence)
     except (ModelError, TraceError, ValueError) as exc:
         print(f"gridshift: {exc}", file=sys.stderr)
         return 1
@@ -177,7 +177,8 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
     for name, per_h in report["metrics"].items():
         cov = [per_h[h]["coverage"] for h in hs]
         rows.append([name, *[f"{per_h[h]['mae']:.0f} W" for h in hs], *["-" if c is None else f"{c:.2f}" for c in cov]])
-    print(f"{report['series']} series, {report['points']} forecast origins, scored on the last 40% of each")
+    print(f"{report['series']} series, {report['points']} forecast origins, scored on the last 40% of each; "
+          f"coverage of the {args.confidence:g} upper bound as the operator tracks it online")
     print(_table(rows))
     return 0
 

@@ -70,5 +70,23 @@ def test_evaluate_reports_every_baseline_and_json_shape():
     assert report["series"] == 1 and report["points"] == 900 - 540 - 30
     assert set(report["metrics"]) == {"persistence", "seasonal_naive", "moving_average", "dlinear"}
     block = report["metrics"]["seasonal_naive"]["30"]
-    assert set(block) == {"mae", "rmse", "smape", "mae_pct_of_mean", "coverage"}
+    assert set(block) == {"mae", "rmse", "smape", "mae_pct_of_mean", "coverage", "coverage_static",
+                          "bound_gap_pct_of_mean"}
     assert block["mae"] == 0.0
+
+
+def test_evaluate_scores_the_bound_as_the_operator_tracks_it():
+    """A model whose offline bound sits 2 kW above its median: it always holds (static coverage 1)
+    and says nothing; tracked online from the series' start, it closes in to about its level."""
+    rng = np.random.default_rng(0)
+    v = 3000.0 + rng.normal(0.0, 200.0, 3000)
+
+    def wide(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p50 = np.full((len(x), 3), 3000.0)
+        return p50, p50 + 2000.0
+
+    block = evaluate([Series(0, 1.0, v, "noise")], {"wide": wide}, 120, (5.0, 10.0, 30.0), 1.0,
+                     confidence=0.9)["metrics"]["wide"]["10"]
+    assert block["coverage_static"] == 1.0
+    assert block["coverage"] == pytest.approx(0.9, abs=0.04)
+    assert block["bound_gap_pct_of_mean"] < 15, "the tracked bound sits near the truth, not 2 kW above it"

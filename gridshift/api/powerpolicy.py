@@ -203,7 +203,9 @@ class Forecast(ApiModel):
         default=0.9,
         ge=0.5,
         le=0.999,
-        description="Nominal coverage of the forecast's upper bound that is compared with the budget.",
+        description="Nominal coverage of the forecast's upper bound that is compared with the budget. 0.5 plans "
+                    "against the median: the fewest battery cycles, enough when the ladder is the battery alone "
+                    "(it reacts within a period); higher levels act earlier on more false alarms.",
     )
     max_error_fraction: float = Field(
         default=0.25,
@@ -511,6 +513,11 @@ class PowerPolicyStatus(ApiModel):
     )
     forecast_error_fraction: float | None = Field(
         default=None, ge=0, description="Recent mean absolute forecast error over mean observed power."
+    )
+    forecast_coverage: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Share of the recent forecast upper bounds that the measured power stayed under; the operator "
+                    "moves the bound online so that this tends to spec.forecast.confidence.",
     )
     last_change_time: str | None = Field(
         default=None, description="When the policy last changed anything (RFC 3339); the restore ramp counts from it."

@@ -4,6 +4,11 @@ Protocol, per evaluated series: the baselines that need fitting are fitted on it
 ``fit_fraction`` (60 %); every model is scored on forecast origins in the remaining 40 % (the
 input window may reach back into the first part; that is the past, not leakage). Metrics are
 pooled over all series, per horizon, in watts.
+
+A model's upper bound is scored as the operator uses it: tracked online by
+:class:`~gridshift.forecaster.conformal.BoundTracker` from the first origin of the series on,
+causally (a forecast only moves the margin once its target time has passed). ``coverage`` is that
+bound's; ``coverage_static`` is the offline-calibrated bound's alone.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gridshift.forecaster.baselines import BASELINES
+from gridshift.forecaster.conformal import tracked_bounds
 from gridshift.forecaster.metrics import make_windows, summarize
 from gridshift.forecaster.runtime import Forecaster
 from gridshift.telemetry.series import Series
@@ -39,26 +45,34 @@ def evaluate(
     horizons_s: tuple[float, ...],
     step_s: float,
     fit_fraction: float = 0.6,
+    confidence: float = 0.9,
 ) -> dict:
     steps = tuple(round(h / step_s) for h in horizons_s)
     names = list(models) + [b.name for b in BASELINES]
     ys: list[np.ndarray] = []
     preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
     uppers: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    statics: dict[str, list[np.ndarray]] = {n: [] for n in names}
     used = 0
     for s in series:
         n = len(s.values)
         cut = int(n * fit_fraction)
-        x, y, _ = make_windows(s.values, window, steps, origins=np.arange(cut, n))
-        if len(x) == 0:
+        windows, targets, origins = make_windows(s.values, window, steps)
+        scored = origins >= cut
+        if not scored.any():
             continue
+        x, y = windows[scored], targets[scored]
         used += 1
         ys.append(y)
         for name, predict in models.items():
-            p50, upper = predict(x.astype(np.float32))
-            preds[name].append(np.asarray(p50, dtype=np.float64))
+            p50, upper = predict(windows.astype(np.float32))
+            preds[name].append(np.asarray(p50, dtype=np.float64)[scored])
             if upper is not None:
-                uppers[name].append(np.asarray(upper, dtype=np.float64))
+                upper = np.asarray(upper, dtype=np.float64)
+                tracked = tracked_bounds(upper, targets, windows.mean(axis=1), steps, confidence,
+                                         floor=np.asarray(p50, dtype=np.float64))
+                uppers[name].append(tracked[scored])
+                statics[name].append(upper[scored])
         history = s.values[:cut]
         for cls in BASELINES:
             preds[cls.name].append(cls(window, steps).fit(history).predict(x))
@@ -70,8 +84,10 @@ def evaluate(
     for name in names:
         p = np.concatenate(preds[name])
         u = np.concatenate(uppers[name]) if uppers[name] else None
+        st = np.concatenate(statics[name]) if statics[name] else None
         metrics[name] = {
-            f"{h:g}": summarize(y_all[:, k], p[:, k], None if u is None else u[:, k])
+            f"{h:g}": summarize(y_all[:, k], p[:, k], None if u is None else u[:, k],
+                                None if st is None else st[:, k])
             for k, h in enumerate(horizons_s)
         }
     return {

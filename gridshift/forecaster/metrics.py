@@ -52,14 +52,23 @@ def pinball(y: np.ndarray, q_pred: np.ndarray, q: float) -> float:
     return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
 
 
-def summarize(y: np.ndarray, yhat: np.ndarray, upper: np.ndarray | None = None) -> dict[str, float | None]:
-    """The metric block of one model at one horizon, in the units of ``y`` (watts)."""
+def summarize(y: np.ndarray, yhat: np.ndarray, upper: np.ndarray | None = None,
+              static_upper: np.ndarray | None = None) -> dict[str, float | None]:
+    """The metric block of one model at one horizon, in the units of ``y`` (watts). ``upper`` is the
+    bound as the operator uses it (online-tracked), ``static_upper`` the offline-calibrated one;
+    ``bound_gap_pct_of_mean`` says how far above the truth the bound sits on average."""
     m = mae(y, yhat)
     mean = float(np.mean(np.abs(y))) if len(y) else 0.0
+
+    def pct(x: float) -> float | None:
+        return 100 * x / mean if mean > 0 else None
+
     return {
         "mae": m,
         "rmse": rmse(y, yhat),
         "smape": smape(y, yhat),
-        "mae_pct_of_mean": 100 * m / mean if mean > 0 else None,
+        "mae_pct_of_mean": pct(m),
         "coverage": coverage(y, upper) if upper is not None else None,
+        "bound_gap_pct_of_mean": pct(float(np.mean(upper - y))) if upper is not None else None,
+        "coverage_static": coverage(y, static_upper) if static_upper is not None else None,
     }

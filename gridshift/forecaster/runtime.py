@@ -42,9 +42,12 @@ class Forecast:
 
     def upper_at(self, confidence: float) -> np.ndarray:
         """Upper bound ``[n, k]`` at the smallest calibrated level >= ``confidence`` (the highest
-        level when ``confidence`` exceeds them all; ``quantiles`` says which exist)."""
+        level when ``confidence`` exceeds them all; ``quantiles`` says which exist). At 0.5 and
+        below it is the median, ``p50``."""
         if self.upper is None:
             raise ValueError("this model has no upper bound")
+        if confidence <= 0.5 + 1e-9:
+            return self.p50
         for i, q in enumerate(self.quantiles):
             if q >= confidence - 1e-9:
                 return self.upper[:, i, :]

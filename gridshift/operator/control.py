@@ -20,13 +20,14 @@ from kubernetes import client
 
 from gridshift.actuators.kubernetes import KubernetesActuator, Outcome, parse_rfc3339, rfc3339
 from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
 from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, recent_peak
 from gridshift.planner.ladder import Plan, reserve_limit
-from gridshift.planner.outlook import ErrorTracker, Outlook, outlook
+from gridshift.planner.outlook import ErrorTracker, Outlook, bound_tracker, outlook
 from gridshift.planner.tariff import DAYS, PeakWindow, is_peak, seconds_of_day
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
@@ -56,6 +57,7 @@ class PeriodResult:
 @dataclass
 class _Memory:
     errors: ErrorTracker = field(default_factory=ErrorTracker)
+    bounds: BoundTracker | None = None
     peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
     recent_peak_w: float = 0.0
     last_load: float | None = None
@@ -294,6 +296,9 @@ class PolicyController:
         series = reading.series
         times = series.times()
         mem.errors.settle(times, series.values)
+        mem.bounds = bound_tracker(model, spec.forecast.confidence, mem.bounds)
+        if mem.bounds is not None:
+            mem.bounds.settle(times, series.values)
         error = mem.errors.fraction
         trusted = model_problem is None and (error is None or error <= spec.forecast.max_error_fraction)
         why_not = model_problem or (f"forecast error {error:.0%} of observed power exceeds "
@@ -302,8 +307,11 @@ class PolicyController:
         ceiling = sum(nodes.values()) * spec.workloads.watts_per_gpu if spec.telemetry.source == "dcgm" else None
         view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
                        confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
-                       forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None)
+                       forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None,
+                       tracker=mem.bounds)
         mem.errors.add(view.predictions)
+        if mem.bounds is not None:
+            mem.bounds.add(view.bounds)
         mem.peaks.observe(float(times[-1]), view.load_w, spec.budget.effective_trigger_watts)
         mem.recent_peak_w = recent_peak(series.values, step, spec.forecast.horizon_seconds)
 
@@ -361,6 +369,7 @@ class PolicyController:
                  mem: _Memory) -> None:
         decided = result.plan
         assert decided is not None
+        coverage = mem.bounds.coverage if mem.bounds is not None else None
         prev = status.get("conditions", [])
         changed = [w for w in inventory.workloads if w.managed_by == name]
         battery_on = inventory.battery is not None and inventory.battery.managed_by == name \
@@ -405,6 +414,7 @@ class PolicyController:
             "forecastPeakWatts": round(view.forecast_peak_w, 1) if view.forecast_peak_w is not None else None,
             "peakRisk": view.peak_risk, "conditions": conditions, "controlMode": view.mode,
             "forecastErrorFraction": round(error, 4) if error is not None else None,
+            "forecastCoverage": round(coverage, 4) if coverage is not None else None,
             "uncoveredWatts": round(decided.uncovered_w, 1),
         })
         metrics.OBSERVED.labels(name).set(view.load_w)
@@ -413,6 +423,7 @@ class PolicyController:
         metrics.TRIGGER.labels(name).set(spec.budget.effective_trigger_watts)
         metrics.PEAK_RISK.labels(name).set(view.peak_risk if view.peak_risk is not None else float("nan"))
         metrics.FORECAST_ERROR.labels(name).set(error if error is not None else float("nan"))
+        metrics.BOUND_COVERAGE.labels(name).set(coverage if coverage is not None else float("nan"))
         metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
         metrics.SHAVED.labels(name).set(_shaved_watts(changed))
 

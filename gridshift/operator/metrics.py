@@ -18,6 +18,9 @@ PEAK_RISK = Gauge("gridshift_peak_risk_ratio", "Probability of crossing the cap 
                   registry=REGISTRY)
 FORECAST_ERROR = Gauge("gridshift_forecast_error_ratio",
                        "Recent mean absolute forecast error over mean measured power.", ["policy"], registry=REGISTRY)
+BOUND_COVERAGE = Gauge("gridshift_forecast_bound_coverage_ratio",
+                       "Share of recent forecast upper bounds the measured power stayed under.", ["policy"],
+                       registry=REGISTRY)
 DEGRADED = Gauge("gridshift_policy_degraded", "1 while the policy holds because its telemetry cannot be trusted.",
                  ["policy"], registry=REGISTRY)
 REACTIVE = Gauge("gridshift_policy_reactive", "1 while the policy acts on measured power instead of the forecast.",
@@ -34,7 +37,7 @@ LOOP_SECONDS = Histogram("gridshift_loop_duration_seconds", "Duration of one con
 
 def forget(policy: str) -> None:
     """Drop a deleted policy's series."""
-    for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, DEGRADED, REACTIVE,
+    for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, BOUND_COVERAGE, DEGRADED, REACTIVE,
                    WOULD_SHAVE, SHAVED):
         with contextlib.suppress(KeyError):
             metric.remove(policy)

@@ -358,8 +358,10 @@ def _charge(inp: PlanInput, battery: BatteryState | None, threshold: float, budg
 def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float, grid_headroom: float,
              budget: _Budget) -> float:
     """Workloads come back only into headroom that exists without the battery's help (otherwise the
-    battery's discharge would be spent on restored load and the peak would return when it stops);
-    the battery then winds down into what is left of the grid headroom. Both within the ramp."""
+    battery's discharge would be spent on restored load and the peak would return when it stops),
+    within the ramp. The battery then winds down into what is left of the grid headroom, at once:
+    it is re-armed within its response time if the forecast was wrong, whereas holding a discharge
+    on the ramp after a false alarm spends energy the next real peak needs."""
     allowance = restore_allowance_w(inp)
     room = min(allowance, load_headroom)
     # Checkpoints asked for during the peak are no longer needed.
@@ -402,7 +404,7 @@ def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float,
                     return allowance
         elif rung == "battery" and battery is not None and battery.managed_by == inp.policy and battery.setpoint_w > 0:
             restored = -sum(a.expected_watts for a in budget.actions if a.expected_watts < 0)
-            delta = min(battery.setpoint_w, allowance - restored, grid_headroom - restored)
+            delta = min(battery.setpoint_w, grid_headroom - restored)
             if delta <= 0:
                 return allowance
             left = battery.setpoint_w - delta

@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 
+from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 
 ControlMode = Literal["predictive", "reactive"]
@@ -25,6 +26,7 @@ class Outlook:
     mode: ControlMode
     reason: str                     # why reactive, or "" when predictive
     predictions: tuple[tuple[float, float], ...] = ()  # (time the forecast is for, p50 watts)
+    bounds: tuple[tuple[float, int, float], ...] = ()  # (time, horizon index, upper bound watts) as issued
 
 
 def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
@@ -36,10 +38,12 @@ def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
 
 def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, *, horizon_s: float,
             confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "",
-            ceiling_w: float | None = None) -> Outlook:
+            ceiling_w: float | None = None, tracker: BoundTracker | None = None) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
     or an untrusted forecast all fall back to reactive control on the measured load. ``ceiling_w`` is
-    the most the governed hardware can draw; no forecast is allowed above it."""
+    the most the governed hardware can draw; no forecast is allowed above it. ``tracker`` moves the
+    bound at ``confidence`` by its online margins (feed it ``Outlook.bounds`` and, later, the
+    measured load). A ``confidence`` of 0.5 plans against the median forecast."""
     load = float(values[-1])
     if isinstance(model, Persistence):
         return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
@@ -60,12 +64,30 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     median_peak = float(p50[use].max())
     if fc.upper is None:
         return Outlook(load, load, None, median_peak, None, "reactive", "model has no upper bound", predictions)
-    upper_peak = float(fc.upper_at(confidence)[0][use].max())
+    upper = fc.upper_at(confidence)[0]
+    if tracker is not None:
+        upper = tracker.adjust(upper, float(np.mean(values[-window:])), floor=p50 if confidence > 0.5 else None)
+        if ceiling_w is not None:
+            upper = np.minimum(upper, ceiling_w)
+    bounds = tuple((newest_time + float(h), k, float(u)) for k, (h, u) in enumerate(zip(horizons, upper, strict=True)))
+    upper_peak = float(upper[use].max())
     levels = [(0.5, median_peak)] + [(q, float(fc.upper[0, i][use].max())) for i, q in enumerate(fc.quantiles)]
     risk = crossing_risk(levels, cap_w)
     if not forecast_trusted:
-        return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions)
-    return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions)
+        return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions, bounds)
+    return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions, bounds)
+
+
+def bound_tracker(model: Forecaster | Persistence, confidence: float,
+                  current: BoundTracker | None) -> BoundTracker | None:
+    """The tracker for ``model`` at ``confidence``: ``current`` while it still fits, a fresh one
+    when the level or the model's horizons changed, none for a model without an upper bound."""
+    if isinstance(model, Persistence):
+        return None
+    horizons = len(model.meta.horizons_s)
+    if current is not None and current.level == confidence and len(current.margins) == horizons:
+        return current
+    return BoundTracker(confidence, horizons)
 
 
 class ErrorTracker:

@@ -9,7 +9,8 @@ behind it. Every ``period_s`` a strategy decides the battery setpoint, which tak
 - ``persistence``: the operator's planner (``planner.plan``) on the operator's fallback outlook,
   which is the measured load;
 - ``student``: the planner on the distilled student's calibrated upper bound (``planner.outlook``
-  with the ONNX runtime), exactly as the operator runs it;
+  with the ONNX runtime), moved online by the operator's ``BoundTracker`` unless
+  ``Setup.online_bound`` is off, exactly as the operator runs it;
 - ``oracle``: the planner on the true peak of the next horizon: the upper bound of what any
   forecaster can give the same ladder.
 
@@ -27,10 +28,11 @@ from typing import Literal
 import numpy as np
 
 from gridshift.ess.physics import BatteryPhysics
+from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, plan
 from gridshift.planner.charging import ChargeRule, dwell_marks, recent_peak
-from gridshift.planner.outlook import outlook
+from gridshift.planner.outlook import bound_tracker, outlook
 from gridshift.planner.tariff import PeakWindow, is_peak
 
 Strategy = Literal["none", "reactive", "persistence", "student", "oracle"]
@@ -64,6 +66,7 @@ class Setup:
     time_zone: str = "UTC"
     demand_price_per_kw: float = 15.0
     start_time: float = 1_767_225_600.0  # 2026-01-01T00:00Z: where the tariff clock starts
+    online_bound: bool = True  # track the upper bound's coverage online, as the operator does
 
 
 @dataclass
@@ -110,6 +113,7 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
                         ramp_w_per_min=setup.ramp_w_per_min or 0.1 * setup.cap_w, reserve_fraction=b.reserve_fraction)
     # The operator's views: the student, or persistence, its fallback when a model cannot be used.
     forecaster: Forecaster | Persistence = model if strategy == "student" and model is not None else Persistence()
+    tracker = bound_tracker(forecaster, setup.confidence, None) if setup.online_bound else None
     # The oracle's view: the true maximum over [t, t + horizon].
     future_max = np.array([load[i:i + setup.horizon_s + 1].max() for i in range(n)]) if strategy == "oracle" else None
     setpoint = 0.0                      # what the controller has asked for
@@ -126,7 +130,7 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
         now = setup.start_time + i
         if strategy != "none" and i % setup.period_s == 0 and i > 0:
             new = _decide(strategy, load[:i], i, now, setup, limits, physics, setpoint, last_change, last_charge,
-                          last_discharge, forecaster, future_max)
+                          last_discharge, forecaster, tracker, future_max)
             if new is not None and abs(new - setpoint) > 1e-6:
                 charged, discharged = dwell_marks(setpoint, new)
                 last_charge = now if charged else last_charge
@@ -159,7 +163,7 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
 
 def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, setup: Setup, limits: PlanLimits,
             physics: BatteryPhysics, setpoint: float, last_change: float | None, last_charge: float | None,
-            last_discharge: float | None, forecaster: Forecaster | Persistence,
+            last_discharge: float | None, forecaster: Forecaster | Persistence, tracker: BoundTracker | None,
             future_max: np.ndarray | None) -> float | None:
     """The new setpoint at second ``i`` (None: keep it). ``history`` is the load up to, not including, ``i``."""
     measured = float(history[-1])
@@ -171,8 +175,13 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, setup: 
         expected = float(future_max[i])
     else:
         window = forecaster.meta.window if isinstance(forecaster, Forecaster) else 1
+        if tracker is not None:
+            recent = history[-(setup.horizon_s + 2 * setup.period_s):]
+            tracker.settle(now - np.arange(len(recent))[::-1], recent)
         view = outlook(forecaster, history[-window:], now, horizon_s=setup.horizon_s, confidence=setup.confidence,
-                       cap_w=setup.cap_w)
+                       cap_w=setup.cap_w, tracker=tracker)
+        if tracker is not None:
+            tracker.add(view.bounds)
         expected = view.expected_peak_w
     battery = BatteryState("sim", physics.soc_fraction, physics.capacity_wh, physics.max_discharge_w,
                            setpoint_w=setpoint, managed_by="sim", soh_fraction=physics.soh_fraction,

@@ -80,6 +80,10 @@ def test_surge_is_shaved_survives_a_crash_and_is_restored(lab: Lab, site: Site, 
                    interval=2, what=f"predictive control\n{operator.tail()}")
         base = _power(lab.prometheus_url, site)
         assert base is not None and 7_500 < base < 8_800, base
+        # Once forecasts mature, status says how often the upper bound held (the operator tracks it online).
+        eventually(lambda: (lambda c: c is not None and 0.0 <= c <= 1.0)(
+            (_pp(kube, name).get("status") or {}).get("forecastCoverage")), 60,
+            interval=2, what=f"status.forecastCoverage\n{operator.tail()}")
 
         surge_at = time.time()
         kube.batch.create_namespaced_job(namespace, training("finetune", site.name, 2, 4, 600))

@@ -54,13 +54,20 @@ class DistillWeights:
 NO_DISTILLATION = DistillWeights().without(*TERMS)
 
 
-def pinball_loss(pred: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error with a per-window ``weight`` ``[N, 1]`` (normalised units to
+    fractions of mean power: see ``nets.relative_weight``)."""
+    return ((pred - target).abs() * weight).mean()
+
+
+def pinball_loss(pred: torch.Tensor, target: torch.Tensor, q: float, weight: torch.Tensor) -> torch.Tensor:
     diff = target - pred
-    return torch.maximum(q * diff, (q - 1) * diff).mean()
+    return (torch.maximum(q * diff, (q - 1) * diff) * weight).mean()
 
 
-def ground_truth_loss(p50: torch.Tensor, upper: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
-    return F.l1_loss(p50, target) + pinball_loss(upper, target, q)
+def ground_truth_loss(p50: torch.Tensor, upper: torch.Tensor, target: torch.Tensor, q: float,
+                      weight: torch.Tensor) -> torch.Tensor:
+    return weighted_l1(p50, target, weight) + pinball_loss(upper, target, q, weight)
 
 
 def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -71,8 +78,9 @@ def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
     return x[:, :usable].reshape(n, usable // s, s).mean(dim=2)
 
 
-def multiscale_loss(student_traj: torch.Tensor, teacher_traj: torch.Tensor, scales: tuple[int, ...]) -> torch.Tensor:
-    return sum(F.l1_loss(_pool(student_traj, s), _pool(teacher_traj, s)) for s in scales) / len(scales)
+def multiscale_loss(student_traj: torch.Tensor, teacher_traj: torch.Tensor, scales: tuple[int, ...],
+                    weight: torch.Tensor) -> torch.Tensor:
+    return sum(weighted_l1(_pool(student_traj, s), _pool(teacher_traj, s), weight) for s in scales) / len(scales)
 
 
 def spectral_loss(student_traj: torch.Tensor, teacher_traj: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -100,10 +108,11 @@ def distillation_loss(
     teacher_traj: torch.Tensor,
     teacher_pooled: torch.Tensor,
     horizon_index: torch.Tensor,
+    weight: torch.Tensor,
 ) -> torch.Tensor:
     loss = student_p50.new_zeros(())
     if w.point:
-        loss = loss + w.point * F.l1_loss(student_p50, teacher_traj.index_select(1, horizon_index))
+        loss = loss + w.point * weighted_l1(student_p50, teacher_traj.index_select(1, horizon_index), weight)
     if w.feature:
         proj = F.layer_norm(heads.project(student_hidden), (teacher_pooled.shape[1],))
         target = F.layer_norm(teacher_pooled, (teacher_pooled.shape[1],))
@@ -111,7 +120,7 @@ def distillation_loss(
     if w.multiscale or w.spectral:
         traj = heads.trajectory(student_hidden)
         if w.multiscale:
-            loss = loss + w.multiscale * multiscale_loss(traj, teacher_traj, w.scales)
+            loss = loss + w.multiscale * multiscale_loss(traj, teacher_traj, w.scales, weight)
         if w.spectral:
             loss = loss + w.spectral * spectral_loss(traj, teacher_traj, w.temperature)
     return loss

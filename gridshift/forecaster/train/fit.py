@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gridshift.forecaster.metrics import mae, make_windows
 from gridshift.forecaster.runtime import FORMAT, META_FILE
@@ -30,6 +29,7 @@ from gridshift.forecaster.train.distill import (
     DistillWeights,
     distillation_loss,
     ground_truth_loss,
+    weighted_l1,
 )
 from gridshift.forecaster.train.nets import (
     ExportStudent,
@@ -39,6 +39,8 @@ from gridshift.forecaster.train.nets import (
     Teacher,
     export_onnx,
     parameter_count,
+    relative_weight,
+    window_mean,
 )
 from gridshift.telemetry.series import Series
 
@@ -127,14 +129,25 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _tensors(split: Split, dev: torch.device) -> tuple[torch.Tensor, ...]:
-    """Normalised (fit inputs, fit targets, calibration inputs, calibration targets) on ``dev``."""
+@dataclass
+class Normalised:
+    """Windows and targets in normalised units, with each window's loss weight (``relative_weight``)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    weight: torch.Tensor
+
+
+def _tensors(split: Split, dev: torch.device) -> tuple[Normalised, Normalised]:
+    """The training and the calibration windows, normalised, on ``dev``."""
     norm = InstanceNorm()
     out = []
     for x, y in ((split.fit_x, split.fit_y), (split.cal_x, split.cal_y)):
-        xn, level, scale = norm(torch.tensor(x, dtype=torch.float32))
-        out += [xn.to(dev), ((torch.tensor(y, dtype=torch.float32) - level) / scale).to(dev)]
-    return tuple(out)
+        window = torch.tensor(x, dtype=torch.float32)
+        xn, level, scale = norm(window)
+        yn = (torch.tensor(y, dtype=torch.float32) - level) / scale
+        out.append(Normalised(xn.to(dev), yn.to(dev), relative_weight(window, scale).to(dev)))
+    return out[0], out[1]
 
 
 def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -180,13 +193,13 @@ def _optimise(model: torch.nn.Module, params: list[torch.nn.Parameter],
 def train_teacher(split: Split, cfg: TrainConfig, progress: Progress | None = None) -> Teacher:
     _seed(cfg.seed)
     dev = torch.device(cfg.device)
-    xn, yn, cxn, cyn = _tensors(split, dev)
+    fit, cal = _tensors(split, dev)
     model = Teacher(cfg.window, cfg.trajectory, cfg.teacher_dim, cfg.teacher_layers).to(dev)
     return _optimise(
         model, list(model.parameters()),
-        batch_loss=lambda idx: F.l1_loss(model(xn[idx])[0], yn[idx]),
-        val_loss=lambda: F.l1_loss(model(cxn)[0], cyn),
-        n=len(xn), epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, patience=cfg.patience, seed=cfg.seed,
+        batch_loss=lambda idx: weighted_l1(model(fit.x[idx])[0], fit.y[idx], fit.weight[idx]),
+        val_loss=lambda: weighted_l1(model(cal.x)[0], cal.y, cal.weight),
+        n=len(fit.x), epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, patience=cfg.patience, seed=cfg.seed,
         cfg=cfg, label="teacher", progress=progress,
     )
 
@@ -196,42 +209,44 @@ def train_student(split: Split, cfg: TrainConfig, teacher: Teacher | None, weigh
     _seed(cfg.seed + 1)
     dev = torch.device(cfg.device)
     hidx = torch.tensor([h - 1 for h in cfg.horizon_steps], dtype=torch.long, device=dev)
-    xn, yn, cxn, cyn = _tensors(split, dev)
+    fit, cal = _tensors(split, dev)
     use_teacher = weights.active and teacher is not None
     if use_teacher:
         assert teacher is not None
         teacher = teacher.to(dev).eval()
         with torch.no_grad():
-            t_traj, t_pooled = teacher(xn)
+            t_traj, t_pooled = teacher(fit.x)
     student = Student(cfg.window, len(cfg.horizon_steps), cfg.student_hidden).to(dev)
     heads = DistillHeads(cfg.student_hidden, cfg.teacher_dim, cfg.trajectory).to(dev)
     params = list(student.parameters()) + (list(heads.parameters()) if use_teacher else [])
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-        p50, upper, hidden = student(xn[idx])
-        loss = ground_truth_loss(p50, upper, yn[idx].index_select(1, hidx), cfg.quantile)
+        p50, upper, hidden = student(fit.x[idx])
+        w = fit.weight[idx]
+        loss = ground_truth_loss(p50, upper, fit.y[idx].index_select(1, hidx), cfg.quantile, w)
         if use_teacher:
-            loss = loss + distillation_loss(weights, heads, p50, hidden, t_traj[idx], t_pooled[idx], hidx)
+            loss = loss + distillation_loss(weights, heads, p50, hidden, t_traj[idx], t_pooled[idx], hidx, w)
         return loss
 
     return _optimise(
         student, params, batch_loss,
-        val_loss=lambda: F.l1_loss(student(cxn)[0], cyn.index_select(1, hidx)),
-        n=len(xn), epochs=cfg.student_epochs, lr=cfg.student_lr, patience=cfg.patience * 3, seed=cfg.seed + 1,
+        val_loss=lambda: weighted_l1(student(cal.x)[0], cal.y.index_select(1, hidx), cal.weight),
+        n=len(fit.x), epochs=cfg.student_epochs, lr=cfg.student_lr, patience=cfg.patience * 3, seed=cfg.seed + 1,
         cfg=cfg, label=label, progress=progress,
     )
 
 
 def conformal_offsets(student: Student, split: Split, cfg: TrainConfig) -> torch.Tensor:
-    """Split-conformal offsets ``[Q, K]`` (normalised units) that lift the upper head to each
-    coverage level on the calibration windows."""
+    """Split-conformal offsets ``[Q, K]`` that lift the upper head to each coverage level on the
+    calibration windows, in fractions of each window's mean power (``ExportStudent`` applies them)."""
     norm = InstanceNorm()
     hs = [h - 1 for h in cfg.horizon_steps]
     with torch.no_grad():
-        xn, level, scale = norm(torch.tensor(split.cal_x, dtype=torch.float32))
+        window = torch.tensor(split.cal_x, dtype=torch.float32)
+        xn, level, scale = norm(window)
         _, upper, _ = student(xn)
-        y = (torch.tensor(split.cal_y[:, hs], dtype=torch.float32) - level) / scale
-        scores = (y - upper).numpy()
+        y = torch.tensor(split.cal_y[:, hs], dtype=torch.float32)
+        scores = ((y - (level + upper * scale)) / window_mean(window)).numpy()
     n = len(scores)
     rows = []
     for q in cfg.levels:
@@ -338,6 +353,8 @@ def write_model_dir(result: TrainResult, out: Path, data: list[Path], include_te
         "quantiles": list(cfg.levels),
         "normalisation": {"kind": "instance", "level": "mean of last 3 samples",
                           "scale": "sqrt(var + (0.02*level)^2 + 1)", "inside_graph": True},
+        "upper_bound": {"kind": "split conformal over the upper head",
+                        "margin_unit": "fraction of the window's mean power", "inside_graph": True},
         "files": files,
         "training": {
             "data": prints,

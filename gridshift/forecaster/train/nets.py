@@ -17,7 +17,13 @@ from torch import nn
 
 class InstanceNorm(nn.Module):
     """``(window - level) / scale`` with level = mean of the last 3 samples and
-    scale = sqrt(std² + (floor_fraction·level)² + 1 W²), so flat windows do not blow up."""
+    scale = sqrt(std² + (floor_fraction·level)² + 1 W²), so flat windows do not blow up.
+
+    Losses are not taken in these units: an error of one unit is a few watts in a flat window and
+    kilowatts in a swinging one. :func:`relative_weight` turns a normalised error back into a
+    fraction of the window's mean power, which is what the training losses and the conformal
+    offsets use, so the networks minimise error in watts (the deployed metric) and the upper
+    bound's margin does not balloon with the window's spread after a load step."""
 
     def __init__(self, floor_fraction: float = 0.02):
         super().__init__()
@@ -28,6 +34,16 @@ class InstanceNorm(nn.Module):
         var = window.var(dim=1, keepdim=True, unbiased=False)
         scale = torch.sqrt(var + (self.floor_fraction * level) ** 2 + 1.0)
         return (window - level) / scale, level, scale
+
+
+def window_mean(window: torch.Tensor) -> torch.Tensor:
+    """``[N, 1]`` mean power of each window (at least 1 W): the unit of losses and margins."""
+    return window.mean(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def relative_weight(window: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``[N, 1]`` factor that turns a normalised error into a fraction of the window's mean power."""
+    return scale / window_mean(window)
 
 
 class _EncoderLayer(nn.Module):
@@ -115,18 +131,20 @@ def parameter_count(module: nn.Module) -> int:
 
 
 class ExportStudent(nn.Module):
-    """window (watts) -> p50 ``[N, K]`` and calibrated upper ``[N, Q, K]`` (watts)."""
+    """window (watts) -> p50 ``[N, K]`` and calibrated upper ``[N, Q, K]`` (watts): the upper head
+    plus a conformal margin in fractions of the window's mean power."""
 
     def __init__(self, student: Student, norm: InstanceNorm, offsets: torch.Tensor):
         super().__init__()
         self.student, self.norm = student, norm
-        self.register_buffer("offsets", offsets.float())  # [Q, K] conformal offsets, normalised units
+        self.register_buffer("offsets", offsets.float())  # [Q, K] conformal offsets, fractions of mean power
 
     def forward(self, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, level, scale = self.norm(window)
         p50_n, upper_n, _ = self.student(x)
         p50 = level + p50_n * scale
-        upper = level[:, :, None] + (upper_n[:, None, :] + self.offsets[None, :, :]) * scale[:, :, None]
+        head = level + upper_n * scale
+        upper = head[:, None, :] + self.offsets[None, :, :] * window_mean(window)[:, :, None]
         return p50, torch.maximum(upper, p50[:, None, :])
 
 
