@@ -27,6 +27,8 @@ import numpy as np
 from _common import write_json
 
 from gridshift.ess.physics import BatteryPhysics
+from gridshift.forecaster.conformal import tracked_bounds
+from gridshift.forecaster.metrics import make_windows
 from gridshift.forecaster.runtime import Forecaster
 from gridshift.sim.peak import STRATEGIES, Battery, Setup, simulate
 from gridshift.telemetry.traces import load_series
@@ -41,6 +43,20 @@ def site_load(data: Path, nodes: int, seconds: int, seed: int) -> np.ndarray:
     reps = int(np.ceil((seconds + len(one)) / len(one)))
     looped = np.tile(one, reps)
     return sum(looped[o:o + seconds] for o in rng.integers(0, len(one), nodes))
+
+
+def bound_report(model: Forecaster, load: np.ndarray, confidence: float) -> dict[str, dict[str, dict[str, float]]]:
+    """Coverage of the student's bound on this site and how far above the truth it sits, offline
+    calibration alone and tracked online as the operator runs it."""
+    steps = model.meta.horizon_steps
+    x, y, _ = make_windows(load, model.meta.window, steps)
+    fc = model.predict(x)
+    static = fc.upper_at(confidence)
+    tracked = tracked_bounds(static, y, x.mean(axis=1), steps, confidence, floor=fc.p50)
+    return {kind: {f"{h:g}": {"coverage": float(np.mean(y[:, k] <= u[:, k])),
+                              "gap_pct_of_mean": float(100 * np.mean(u[:, k] - y[:, k]) / np.mean(y))}
+                   for k, h in enumerate(model.meta.horizons_s)}
+            for kind, u in (("static", static), ("tracked", tracked))}
 
 
 def main() -> int:
@@ -87,9 +103,13 @@ def main() -> int:
         print(f"{label:<22} {r.energy_above_cap_kwh:8.3f} {r.worst_overshoot_w:8.0f} {r.longest_overshoot_s:9d} "
               f"{r.peak_demand_kw:8.1f} {r.battery_discharged_kwh:8.2f} {r.battery_cycles:6.2f} {r.actions:7d} "
               f"{speed:8.0f}")
+    bound = bound_report(model, load, setup.confidence)
+    for kind, per_h in bound.items():
+        print(f"p{setup.confidence * 100:g} bound on this site, {kind}: " + ", ".join(
+            f"{h} s coverage {v['coverage']:.3f} gap {v['gap_pct_of_mean']:.1f}% of mean" for h, v in per_h.items()))
     battery = {**setup.battery.physics.__dict__, "reserve_fraction": setup.battery.reserve_fraction}
     write_json(args.json, {"nodes": args.nodes, "hours": args.hours, "seed": args.seed, "cap_w": cap,
-                           "battery": battery, "results": rows})
+                           "battery": battery, "results": rows, "bound": bound})
     return 0
 
 
