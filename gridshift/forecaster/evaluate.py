@@ -69,8 +69,8 @@ def evaluate(
             preds[name].append(np.asarray(p50, dtype=np.float64)[scored])
             if upper is not None:
                 upper = np.asarray(upper, dtype=np.float64)
-                tracked = tracked_bounds(upper, targets, windows.mean(axis=1), steps, confidence,
-                                         floor=np.asarray(p50, dtype=np.float64))
+                floor = np.asarray(p50, dtype=np.float64) if confidence > 0.5 else None  # as planner.outlook
+                tracked = tracked_bounds(upper, targets, windows.mean(axis=1), steps, confidence, floor=floor)
                 uppers[name].append(tracked[scored])
                 statics[name].append(upper[scored])
         history = s.values[:cut]
