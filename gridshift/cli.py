@@ -414,6 +414,57 @@ def _cmd_sim_migration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        filled = int(30 * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        print(f"\r{label:<12} [{'#' * filled}{'.' * (30 - filled)}] {100 * done / max(total, 1):5.1f}% "
+              f"of {total / 3600:g} h", end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from gridshift.forecaster.runtime import Forecaster, ModelError
+    from gridshift.planner.units import UnitError, parse_duration
+    from gridshift.sim import scenario as sc
+
+    try:
+        scn = sc.load(args.scenario)
+        seconds = int(parse_duration(args.span, "--duration")) if args.span else scn.seconds
+        strategies = args.strategies or scn.file.strategies
+        traces = sc.read_traces(scn, args.trace_dir) if scn.file.traces else []
+        model = Forecaster.load(args.model) if "student" in strategies else None
+    except (sc.ScenarioError, UnitError, ModelError) as exc:
+        raise SystemExit(f"gridshift simulate: {exc}") from exc
+    site = scn.site(traces, seconds=seconds)
+    quiet = args.quiet or not sys.stderr.isatty()
+    run = sc.compare(scn, site, strategies, model, progress=None if quiet else _progress_bar)
+    cap, setup, results = run.cap_w, run.setup, run.results
+    summaries = {s: r.summary() for s, r in results.items()}
+    if args.json:
+        print(json.dumps({"scenario": scn.file.name, "seconds": seconds, "cap_w": cap, "trigger_w": setup.trigger_w,
+                          "jobs": len(site.jobs), "results": summaries}, indent=2))
+    else:
+        print(f"{scn.file.name}: {seconds / 3600:g} h, {site.nodes} nodes, {len(site.jobs)} jobs, "
+              f"{len(site.services)} services; cap {cap / 1000:.1f} kW, trigger {setup.trigger_w / 1000:.1f} kW")
+        rows = [["strategy", "kWh>cap", "worst W", "longest s", "peak kW", "charge", "batt kWh", "cycles",
+                 "delay GPU-h", "shed rep-h", "actions"]]
+        for s, r in results.items():
+            rows.append([s, f"{r.energy_above_cap_kwh:.3f}", f"{r.worst_overshoot_w:.0f}", str(r.longest_overshoot_s),
+                         f"{r.peak_demand_kw:.1f}", f"{r.demand_charge:.0f}", f"{r.battery_discharged_kwh:.2f}",
+                         f"{r.battery_cycles:.2f}", f"{r.job_delay_gpu_h:.2f}", f"{r.inference_shed_replica_h:.2f}",
+                         str(r.actions)])
+        print(_table(rows))
+    if args.plot:
+        from gridshift.plots.simulation import plot_simulation
+
+        grids = {s: r.grid_w for s, r in results.items()}
+        print(f"wrote {plot_simulation(scn.file.name, cap, grids, summaries, Path(args.plot))}", file=sys.stderr)
+    return 0
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -530,6 +581,20 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--json", action="store_true")
     mig.add_argument("--plot", metavar="PNG")
     mig.set_defaults(func=_cmd_sim_migration)
+
+    simu = sub.add_parser("simulate", help="peak shaving on a simulated site: every strategy on one scenario")
+    simu.add_argument("--scenario", required=True, metavar="FILE|NAME",
+                      help="a scenario YAML file, or a bundled one: training-64, mixed")
+    simu.add_argument("--strategies", nargs="+", choices=["none", "reactive", "persistence", "student", "oracle"],
+                      help="strategies to run (default: the scenario's)")
+    simu.add_argument("--duration", dest="span", help="simulate only this long, e.g. 2h (default: the scenario's)")
+    simu.add_argument("--trace-dir", default="../shared/data",
+                      help="folder the scenario's traces are relative to (default ../shared/data)")
+    simu.add_argument("--model", default="default", help="forecaster model directory for student (default: bundled)")
+    simu.add_argument("--json", action="store_true", help="print one JSON object with a block per strategy")
+    simu.add_argument("--plot", metavar="PNG", help="also draw grid power against the cap and the costs")
+    simu.add_argument("--quiet", action="store_true", help="no progress bar (none when stderr is no terminal)")
+    simu.set_defaults(func=_cmd_simulate)
 
     op = sub.add_parser("operator", help="run the gridshift operator")
     op_sub = op.add_subparsers(dest="operator_command", required=True)

@@ -207,6 +207,15 @@ class Forecast(ApiModel):
                     "against the median: the fewest battery cycles, enough when the ladder is the battery alone "
                     "(it reacts within a period); higher levels act earlier on more false alarms.",
     )
+    workload_confidence: float | None = Field(
+        default=None,
+        ge=0.5,
+        le=0.999,
+        description="Forecast level the workload rungs (scaleDown, suspend) plan against; the battery plans against "
+                    "confidence. Unset: 0.5 (the median) when the ladder has a battery, which answers within its "
+                    "response time and covers the rest of the bound, so replicas and jobs are not shed on every "
+                    "upper-bound false alarm; otherwise confidence.",
+    )
     max_error_fraction: float = Field(
         default=0.25,
         gt=0,

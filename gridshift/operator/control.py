@@ -24,11 +24,11 @@ from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
 from gridshift.operator.inventory import Inventory, InventoryReader
-from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
-from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, recent_peak
+from gridshift.planner import PlanInput, Workload, plan
+from gridshift.planner.charging import PeakEnergyTracker, recent_peak
 from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import ErrorTracker, Outlook, bound_tracker, outlook
-from gridshift.planner.tariff import DAYS, PeakWindow, is_peak, seconds_of_day
+from gridshift.planner.policy import charge_rule, plan_limits, workload_confidence
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
 RECENT_ACTIONS = 20
@@ -84,37 +84,6 @@ def _ref(target: str) -> dict[str, Any]:
     namespace, _, name = rest.partition("/")
     api_version = "batch/v1" if kind == "Job" else "apps/v1"
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
-
-
-def plan_limits(spec: PowerPolicySpec) -> PlanLimits:
-    """The policy's safety settings in planner units."""
-    safety = spec.safety
-    return PlanLimits(
-        cooldown_s=safety.cooldown_seconds, max_actions=safety.max_actions_per_period,
-        ramp_w_per_min=safety.restore_ramp_watts_per_minute or 0.1 * spec.budget.cap_watts,
-        hysteresis=safety.hysteresis_fraction,
-        reserve_fraction=spec.storage.reserve_fraction if spec.storage else 0.2,
-        max_discharge_w=spec.storage.max_discharge_watts if spec.storage else None,
-        checkpoint_deadline_s=spec.workloads.checkpoint.deadline_seconds,
-        on_timeout=spec.workloads.checkpoint.on_timeout,
-    )
-
-
-def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: PeakEnergyTracker,
-                now: float, recent_peak_w: float = 0.0) -> ChargeRule | None:
-    """When and how far the policy's battery recharges: off-peak by spec.tariff, toward the fixed
-    target or one sized on the largest peak of the last day."""
-    storage = spec.storage
-    if storage is None or not storage.recharge or battery is None:
-        return None
-    target = storage.charge_target_fraction
-    if target is None:
-        target = charge_target(storage.reserve_fraction, peaks.largest_wh(), battery.usable_wh)
-    windows = [PeakWindow(seconds_of_day(w.start), seconds_of_day(w.end), frozenset(DAYS.index(d) for d in w.days))
-               for w in spec.tariff.peak_windows]
-    return ChargeRule(off_peak=not is_peak(windows, spec.tariff.time_zone, now), target_fraction=target,
-                      max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds,
-                      recent_peak_w=recent_peak_w)
 
 
 def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] | None]:
@@ -308,7 +277,7 @@ class PolicyController:
         view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
                        confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
                        forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None,
-                       tracker=mem.bounds)
+                       tracker=mem.bounds, workload_confidence=workload_confidence(spec))
         mem.errors.add(view.predictions)
         if mem.bounds is not None:
             mem.bounds.add(view.bounds)
@@ -328,7 +297,8 @@ class PolicyController:
         charge = charge_rule(spec, inventory.battery, mem.peaks, now, mem.recent_peak_w)
         decided = plan(PlanInput(
             policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,
-            expected_peak_w=view.expected_peak_w, ladder=ladder, workloads=tuple(inventory.workloads),
+            expected_peak_w=view.expected_peak_w, workload_peak_w=view.workload_peak_w, ladder=ladder,
+            workloads=tuple(inventory.workloads),
             battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
             period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")), charge=charge,
         ))

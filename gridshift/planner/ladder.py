@@ -4,11 +4,14 @@ Conventions: power is in watts, time in seconds since the epoch. The *grid peak*
 upper bound of the governed load minus what the battery already discharges. When it exceeds the
 trigger the planner *shaves*: it walks the ladder cheapest rung first (battery, scale down,
 checkpoint-then-suspend) and stops as soon as the shortfall is covered, so no plan overshoots what
-is needed by more than one step (one replica, one Job, never a fraction of a battery). When the
-grid peak falls below ``trigger x (1 - hysteresis)`` it *restores*: the ladder backwards, highest
-priority first, and never more watts than the ramp allows since the last change. In between it
-holds. Protected objects, objects another policy changed, objects in cooldown and replicas below a
-floor are never touched.
+is needed by more than one step (one replica, one Job, never a fraction of a battery). The
+workload rungs may plan against a lower forecast than the battery (``workload_peak_w``, e.g. the
+median): the battery answers within its response time and covers the rest of the bound, whereas a
+replica drains and a checkpoint takes minutes, so shedding work on every upper-bound false alarm
+costs GPU-hours for nothing. When the grid peak falls below ``trigger x (1 - hysteresis)`` it
+*restores*: the ladder backwards, highest priority first, and never more watts than the ramp
+allows since the last change. In between it holds. Protected objects, objects another policy
+changed, objects in cooldown and replicas below a floor are never touched.
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ class PlanInput:
     period_s: float = 15.0
     ramp_since: float | None = None
     charge: ChargeRule | None = None
+    workload_peak_w: float | None = None  # what scaleDown and suspend plan against (None: expected_peak_w)
 
 
 @dataclass(frozen=True)
@@ -221,79 +225,91 @@ def plan(inp: PlanInput) -> Plan:
         grid_peak -= charging
         battery = replace(battery, setpoint_w=0.0)
 
-    pending = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and not w.suspended
-               and w.checkpoint_requested_at is not None and not w.protected]
-    pending_w = 0.0
-    for job in pending:
-        ready = job.checkpoint_completed or _deadline_passed(inp, job)
-        if need > 0 and ready:
-            if job.checkpoint_completed or inp.limits.on_timeout == "suspend":
-                why = "checkpoint confirmed" if job.checkpoint_completed else (
-                    f"no checkpoint after {inp.limits.checkpoint_deadline_s:.0f} s; onTimeout=suspend")
-                budget.add(Action("suspend", "suspend", job.key, job.watts, f"{why}; suspending"))
-                pending_w += job.watts
-        elif need > 0:
-            pending_w += job.watts  # will be shaved when its checkpoint completes
-
-    shortfall = need - pending_w
     threshold = inp.trigger_w * (1.0 - inp.limits.hysteresis)
-    if shortfall > 0:
-        uncovered = _shave(inp, battery, shortfall, budget)
+    if need > 0:
+        # The workload rungs see the shortfall of their own forecast; never more than the battery's.
+        workload_need = need if inp.workload_peak_w is None else min(
+            need, need - (inp.expected_peak_w - inp.workload_peak_w))
+        uncovered = _shave(inp, battery, need, workload_need, budget)
         if uncovered > 0:
             notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
-        return Plan("shave", grid_peak, shortfall, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
+        return Plan("shave", grid_peak, need, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
     if grid_peak < threshold:
         allowance = _restore(inp, battery, threshold - inp.expected_peak_w, threshold - grid_peak, budget)
         _charge(inp, battery, threshold, budget, notes)
-        return Plan("restore", grid_peak, shortfall, tuple(budget.actions), restore_allowance_w=allowance,
+        return Plan("restore", grid_peak, need, tuple(budget.actions), restore_allowance_w=allowance,
                     notes=tuple(notes))
     _charge(inp, battery, threshold, budget, notes)
-    return Plan("hold", grid_peak, shortfall, tuple(budget.actions), notes=tuple(notes))
+    return Plan("hold", grid_peak, need, tuple(budget.actions), notes=tuple(notes))
 
 
-def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, budget: _Budget) -> float:
+def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workload_shortfall: float,
+           budget: _Budget) -> float:
+    """Walk the ladder until the shortfall is covered: the battery against ``shortfall`` (the
+    bound), the workload rungs against ``workload_shortfall``. Returns what stays uncovered of the
+    bound. Checkpoints already asked for count on the suspend rung: a confirmed one (or one past
+    its deadline with onTimeout=suspend) is suspended while it is still needed; one in flight
+    counts as on its way, so no second job is asked for the same watts."""
     why = f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}"
+    covered = 0.0
     for rung in inp.ladder:
-        if shortfall <= 0 or budget.left <= 0:
+        if budget.left <= 0:
             break
         if rung == "battery" and battery is not None and _ours(inp, battery.managed_by):
             # A running charge was already stopped before the ladder (see plan); the cap outranks the
             # dwell, so the discharge follows in the same period.
             headroom = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s) - discharging_now(battery)
-            if headroom > 1e-6:
-                delta = min(shortfall, headroom)
+            if shortfall - covered > 1e-6 and headroom > 1e-6:
+                delta = min(shortfall - covered, headroom)
                 budget.add(Action("battery", "discharge", battery.key, delta, f"{why}; discharge {_kw(delta)} more",
                                   setpoint_w=battery.setpoint_w + delta))
-                shortfall -= delta
+                covered += delta
         elif rung == "scaleDown":
             candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
                           and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]
             for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
-                if shortfall <= 0:
+                if workload_shortfall - covered <= 0:
                     break
-                n = min(w.replicas - w.floor, math.ceil(shortfall / w.watts_per_replica))
+                n = min(w.replicas - w.floor, math.ceil((workload_shortfall - covered) / w.watts_per_replica))
                 if not budget.add(Action("scaleDown", "scaleDown", w.key, n * w.watts_per_replica,
                                          f"{why}; {w.replicas} -> {w.replicas - n} replicas (floor {w.floor})",
                                          replicas=w.replicas - n)):
                     break
-                shortfall -= n * w.watts_per_replica
+                covered += n * w.watts_per_replica
         elif rung == "suspend":
-            candidates = [w for w in inp.workloads if w.is_job and not w.protected and _ours(inp, w.managed_by)
-                          and not w.suspended and w.checkpoint_requested_at is None and w.watts > 0
-                          and not _cooling(inp, w)]
-            for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
-                if shortfall <= 0:
-                    break
-                if inp.limits.checkpoint_deadline_s <= 0:
-                    action = Action("suspend", "suspend", w.key, w.watts, f"{why}; no checkpoint deadline: suspend")
-                else:
-                    action = Action("suspend", "checkpoint", w.key, w.watts,
-                                    f"{why}; checkpoint requested, suspend within "
-                                    f"{inp.limits.checkpoint_deadline_s:.0f} s", checkpoint=True)
-                if not budget.add(action):
-                    break
-                shortfall -= w.watts
-    return max(0.0, shortfall)
+            covered = _suspend_rung(inp, workload_shortfall, covered, budget, why)
+    return max(0.0, shortfall - covered)
+
+
+def _suspend_rung(inp: PlanInput, shortfall: float, covered: float, budget: _Budget, why: str) -> float:
+    asked = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and not w.suspended
+             and w.checkpoint_requested_at is not None and not w.protected]
+    for job in sorted(asked, key=lambda w: (w.priority, w.key)):
+        if shortfall - covered <= 0:
+            break
+        if not (job.checkpoint_completed or _deadline_passed(inp, job)):
+            covered += job.watts  # on its way: suspended when its checkpoint completes
+        elif job.checkpoint_completed or inp.limits.on_timeout == "suspend":
+            why_now = "checkpoint confirmed" if job.checkpoint_completed else (
+                f"no checkpoint after {inp.limits.checkpoint_deadline_s:.0f} s; onTimeout=suspend")
+            if budget.add(Action("suspend", "suspend", job.key, job.watts, f"{why_now}; suspending")):
+                covered += job.watts
+    candidates = [w for w in inp.workloads if w.is_job and not w.protected and _ours(inp, w.managed_by)
+                  and not w.suspended and w.checkpoint_requested_at is None and w.watts > 0
+                  and not _cooling(inp, w)]
+    for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
+        if shortfall - covered <= 0:
+            break
+        if inp.limits.checkpoint_deadline_s <= 0:
+            action = Action("suspend", "suspend", w.key, w.watts, f"{why}; no checkpoint deadline: suspend")
+        else:
+            action = Action("suspend", "checkpoint", w.key, w.watts,
+                            f"{why}; checkpoint requested, suspend within "
+                            f"{inp.limits.checkpoint_deadline_s:.0f} s", checkpoint=True)
+        if not budget.add(action):
+            break
+        covered += w.watts
+    return covered
 
 
 def restore_allowance_w(inp: PlanInput) -> float:

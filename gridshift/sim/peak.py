@@ -1,27 +1,30 @@
-"""Peak shaving with the battery, simulated second by second with the operator's own planner.
+"""Peak shaving simulated second by second with the operator's own planner and forecaster.
 
-A load series (watts at 1 s) meets a grid cap; a battery (``gridshift.ess.physics``) stands
-behind it. Every ``period_s`` a strategy decides the battery setpoint, which takes effect
-``response_s`` later, as a real PCS does:
+A site (``gridshift.sim.site``: training jobs replaying real node traces, inference services, other
+load; or just a load series) meets a grid cap; a battery (``gridshift.ess.physics``) may stand
+behind it. Every ``period_s`` a strategy decides; battery setpoints take effect ``response_s``
+later, as a real PCS does, and workload actions with the drain, checkpoint and reload delays of
+the site model:
 
-- ``none``: the battery never moves;
-- ``reactive``: a threshold controller, discharge = measured load - trigger while above it;
+- ``none``: nothing ever moves;
+- ``reactive``: a threshold controller on the measured load: the battery discharges measured load -
+  trigger while above it, and when the site has workload rungs the ladder sheds on the measured
+  load left after the battery; no recharge;
 - ``persistence``: the operator's planner (``planner.plan``) on the operator's fallback outlook,
   which is the measured load;
 - ``student``: the planner on the distilled student's calibrated upper bound (``planner.outlook``
   with the ONNX runtime), moved online by the operator's ``BoundTracker`` unless
   ``Setup.online_bound`` is off, exactly as the operator runs it;
-- ``oracle``: the planner on the true peak of the next horizon: the upper bound of what any
-  forecaster can give the same ladder.
+- ``oracle``: the planner on the true peak of the next horizon (the site run ahead on a fork with
+  no new action): the upper bound of what any forecaster can give the same ladder.
 
-Recharging (off-peak by the tariff, toward a target, after a dwell) is the planner's too. This is
-the battery rung of the trace-driven simulator; workloads with drain and checkpoint delays come
-next. No I/O: the caller passes the series and, for ``student``, the loaded model.
+Recharging (off-peak by the tariff, toward a target, after a dwell) is the planner's too. No I/O:
+the caller passes the site and, for ``student``, the loaded model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -30,14 +33,16 @@ import numpy as np
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
-from gridshift.planner import BatteryState, PlanInput, PlanLimits, plan
-from gridshift.planner.charging import ChargeRule, dwell_marks, recent_peak
+from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
+from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, dwell_marks, recent_peak
 from gridshift.planner.outlook import bound_tracker, outlook
 from gridshift.planner.tariff import PeakWindow, is_peak
+from gridshift.sim.site import Cluster, SiteModel
 
 Strategy = Literal["none", "reactive", "persistence", "student", "oracle"]
 STRATEGIES: tuple[Strategy, ...] = ("none", "reactive", "persistence", "student", "oracle")
 DEMAND_INTERVAL_S = 900  # demand charges bill the highest 15-minute mean
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -51,22 +56,36 @@ class Battery:
 
 @dataclass(frozen=True)
 class Setup:
+    """The policy and the battery of one simulation. ``limits`` None: the planner defaults with no
+    cooldown, the hysteresis and the restore ramp below, and the battery's reserve."""
+
     cap_w: float
     trigger_w: float
-    battery: Battery
+    battery: Battery | None
     period_s: int = 5
     horizon_s: int = 30
     confidence: float = 0.9
+    ladder: tuple[str, ...] = ("battery",)
+    limits: PlanLimits | None = None
     hysteresis: float = 0.05
     ramp_w_per_min: float | None = None   # None: 10% of the cap per minute, as the operator
     recharge: bool = True
-    charge_target_fraction: float = 0.8
+    charge_target_fraction: float | None = 0.8  # None: sized on the largest recent peak, as the operator
+    max_charge_w: float | None = None
     dwell_s: float = 60.0
     peak_windows: tuple[PeakWindow, ...] = ()
     time_zone: str = "UTC"
     demand_price_per_kw: float = 15.0
     start_time: float = 1_767_225_600.0  # 2026-01-01T00:00Z: where the tariff clock starts
     online_bound: bool = True  # track the upper bound's coverage online, as the operator does
+    workload_confidence: float | None = 0.5  # the level scaleDown and suspend plan against (None: confidence)
+
+    def plan_limits(self) -> PlanLimits:
+        if self.limits is not None:
+            return self.limits
+        return PlanLimits(cooldown_s=0.0, max_actions=3, hysteresis=self.hysteresis,
+                          ramp_w_per_min=self.ramp_w_per_min or 0.1 * self.cap_w,
+                          reserve_fraction=self.battery.reserve_fraction if self.battery else 0.2)
 
 
 @dataclass
@@ -84,67 +103,122 @@ class Result:
     actions: int
     final_soc: float
     soc_min: float
-    grid_w: np.ndarray = field(repr=False)
-    battery_w: np.ndarray = field(repr=False)
+    job_delay_gpu_h: float = 0.0
+    work_lost_gpu_h: float = 0.0
+    inference_shed_replica_h: float = 0.0
+    jobs_completed: int = 0
+    checkpoints: int = 0
+    suspensions: int = 0
+    grid_w: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    battery_w: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    load_w: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def summary(self) -> dict[str, float | int | str]:
         return {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in asdict(self).items()
-                if k not in ("grid_w", "battery_w")}
+                if k not in ("grid_w", "battery_w", "load_w")}
 
 
 def _longest_run(mask: np.ndarray) -> int:
-    best = run = 0
-    for above in mask:
-        run = run + 1 if above else 0
-        best = max(best, run)
-    return best
+    if not mask.any():
+        return 0
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
-def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strategy,
-             model: Forecaster | None = None) -> Result:
-    """Run one strategy over ``load_w`` (watts, one sample a second)."""
+class _BatteryRun:
+    """The battery in one run: physics, what the controller asked, what the PCS does, the dwell marks."""
+
+    def __init__(self, battery: Battery | None):
+        self.spec = battery
+        self.physics = replace(battery.physics) if battery else None
+        self.setpoint = 0.0
+        self.applied = 0.0
+        self.pending: list[tuple[int, float]] = []
+        self.last_charge: float | None = None
+        self.last_discharge: float | None = None
+
+    def ask(self, new: float, i: int, now: float) -> bool:
+        if self.spec is None or abs(new - self.setpoint) <= 1e-6:
+            return False
+        charged, discharged = dwell_marks(self.setpoint, new)
+        self.last_charge = now if charged else self.last_charge
+        self.last_discharge = now if discharged else self.last_discharge
+        self.setpoint = new
+        self.pending.append((i + self.spec.response_s, new))
+        return True
+
+    def step(self, i: int) -> float:
+        if self.physics is None:
+            return 0.0
+        while self.pending and self.pending[0][0] <= i:
+            self.applied = self.pending.pop(0)[1]
+        return self.physics.step(self.applied, 1.0)
+
+    def state(self) -> BatteryState | None:
+        p = self.physics
+        if p is None:
+            return None
+        return BatteryState("sim", p.soc_fraction, p.capacity_wh, p.max_discharge_w, setpoint_w=self.setpoint,
+                            managed_by="sim", soh_fraction=p.soh_fraction, max_charge_w=p.max_charge_w,
+                            last_charge_at=self.last_charge, last_discharge_at=self.last_discharge)
+
+
+def simulate(site: SiteModel | Sequence[float] | np.ndarray, setup: Setup, strategy: Strategy,
+             model: Forecaster | None = None, progress: Progress | None = None) -> Result:
+    """Run one strategy over ``site`` (or a load series in watts, one sample a second)."""
     if strategy == "student" and model is None:
         raise ValueError("the student strategy needs a loaded forecaster model")
-    load = np.asarray(load_w, dtype=float)
-    n = len(load)
-    b = setup.battery
-    physics = replace(b.physics)
-    limits = PlanLimits(cooldown_s=0.0, max_actions=3, hysteresis=setup.hysteresis,
-                        ramp_w_per_min=setup.ramp_w_per_min or 0.1 * setup.cap_w, reserve_fraction=b.reserve_fraction)
+    if not isinstance(site, SiteModel):
+        site = SiteModel.of_load(site)
+    n = site.seconds
+    cluster = Cluster(site, setup.start_time)
+    bat = _BatteryRun(setup.battery)
+    limits = setup.plan_limits()
     # The operator's views: the student, or persistence, its fallback when a model cannot be used.
     forecaster: Forecaster | Persistence = model if strategy == "student" and model is not None else Persistence()
     tracker = bound_tracker(forecaster, setup.confidence, None) if setup.online_bound else None
-    # The oracle's view: the true maximum over [t, t + horizon].
-    future_max = np.array([load[i:i + setup.horizon_s + 1].max() for i in range(n)]) if strategy == "oracle" else None
-    setpoint = 0.0                      # what the controller has asked for
-    pending: list[tuple[int, float]] = []  # (second it takes effect, setpoint)
-    applied = 0.0                       # what the PCS is doing now
-    last_change: float | None = None
-    last_charge: float | None = None
-    last_discharge: float | None = None
+    peaks = PeakEnergyTracker() if setup.charge_target_fraction is None else None
+    ctx = _Context(setup, limits, forecaster, tracker, peaks)
     actions = 0
+    load = np.empty(n)
     grid = np.empty(n)
-    battery_w = np.empty(n)
-    soc_min = physics.soc_fraction
-    for i in range(n):
+    battery_w = np.zeros(n)
+    soc_min = bat.physics.soc_fraction if bat.physics else 0.0
+    period = max(1, setup.period_s)
+    for i in range(0, n, period):
         now = setup.start_time + i
-        if strategy != "none" and i % setup.period_s == 0 and i > 0:
-            new = _decide(strategy, load[:i], i, now, setup, limits, physics, setpoint, last_change, last_charge,
-                          last_discharge, forecaster, tracker, future_max)
-            if new is not None and abs(new - setpoint) > 1e-6:
-                charged, discharged = dwell_marks(setpoint, new)
-                last_charge = now if charged else last_charge
-                last_discharge = now if discharged else last_discharge
-                setpoint = new
-                last_change = now
-                actions += 1
-                pending.append((i + b.response_s, new))
-        while pending and pending[0][0] <= i:
-            applied = pending.pop(0)[1]
-        power = physics.step(applied, 1.0)
-        battery_w[i] = power
-        grid[i] = load[i] - power
-        soc_min = min(soc_min, physics.soc_fraction)
+        if strategy != "none" and i > 0:
+            cluster.schedule()
+            before = actions
+            for a in _decide(strategy, load[:i], i, now, ctx, cluster, bat):
+                if a.target == "EnergyStorage/sim":
+                    assert a.setpoint_w is not None
+                    actions += bat.ask(a.setpoint_w, i, now)
+                elif cluster.apply(a):
+                    actions += 1
+            if actions > before:
+                ctx.last_change = now
+        chunk = cluster.advance(period)
+        m = len(chunk)
+        load[i:i + m] = chunk
+        for j in range(i, i + m):
+            power = bat.step(j)
+            battery_w[j] = power
+            grid[j] = load[j] - power
+            if peaks is not None:
+                peaks.observe(setup.start_time + j, load[j], setup.trigger_w)
+        if bat.physics is not None:
+            soc_min = min(soc_min, bat.physics.soc_fraction)
+        if progress is not None and (i // period) % 120 == 0:
+            progress(i + m, n)
+    if progress is not None:
+        progress(n, n)
+    return _result(strategy, setup, load, grid, battery_w, bat, actions, soc_min, cluster)
+
+
+def _result(strategy: str, setup: Setup, load: np.ndarray, grid: np.ndarray, battery_w: np.ndarray, bat: _BatteryRun,
+            actions: int, soc_min: float, cluster: Cluster) -> Result:
+    n = len(load)
     over = np.maximum(grid - setup.cap_w, 0.0)
     peak_mask = np.array([is_peak(setup.peak_windows, setup.time_zone, setup.start_time + i)
                           for i in range(0, n, 60)]).repeat(60)[:n] if setup.peak_windows else np.ones(n, bool)
@@ -152,48 +226,75 @@ def simulate(load_w: Sequence[float] | np.ndarray, setup: Setup, strategy: Strat
     interval = min(DEMAND_INTERVAL_S, n)
     means = np.convolve(billed, np.ones(interval) / interval, mode="valid")
     peak_kw = float(means.max()) / 1000.0 if len(means) else 0.0
+    p = bat.physics
+    acct = cluster.acct
     return Result(
         strategy=strategy, seconds=n, energy_above_cap_kwh=float(over.sum()) / 3.6e6,
         worst_overshoot_w=float(over.max()) if n else 0.0, longest_overshoot_s=_longest_run(over > 0),
         peak_demand_kw=peak_kw, demand_charge=peak_kw * setup.demand_price_per_kw,
-        battery_discharged_kwh=physics.discharged_ac_wh / 1000.0, battery_charged_kwh=physics.charged_ac_wh / 1000.0,
-        battery_cycles=physics.discharged_ac_wh / physics.capacity_wh, actions=actions, final_soc=physics.soc_fraction,
-        soc_min=soc_min, grid_w=grid, battery_w=battery_w)
+        battery_discharged_kwh=p.discharged_ac_wh / 1000.0 if p else 0.0,
+        battery_charged_kwh=p.charged_ac_wh / 1000.0 if p else 0.0,
+        battery_cycles=p.discharged_ac_wh / p.capacity_wh if p else 0.0, actions=actions,
+        final_soc=p.soc_fraction if p else 0.0, soc_min=soc_min,
+        job_delay_gpu_h=acct.job_delay_gpu_h, work_lost_gpu_h=acct.lost_gpu_s / 3600.0,
+        inference_shed_replica_h=acct.shed_replica_s / 3600.0, jobs_completed=acct.jobs_completed,
+        checkpoints=acct.checkpoints, suspensions=acct.suspensions, grid_w=grid, battery_w=battery_w, load_w=load)
 
 
-def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, setup: Setup, limits: PlanLimits,
-            physics: BatteryPhysics, setpoint: float, last_change: float | None, last_charge: float | None,
-            last_discharge: float | None, forecaster: Forecaster | Persistence, tracker: BoundTracker | None,
-            future_max: np.ndarray | None) -> float | None:
-    """The new setpoint at second ``i`` (None: keep it). ``history`` is the load up to, not including, ``i``."""
+@dataclass
+class _Context:
+    setup: Setup
+    limits: PlanLimits
+    forecaster: Forecaster | Persistence
+    tracker: BoundTracker | None
+    peaks: PeakEnergyTracker | None
+    last_change: float | None = None  # the policy's status.lastChangeTime: where the restore ramp starts
+
+
+def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _Context, cluster: Cluster,
+            bat: _BatteryRun) -> tuple[Action, ...]:
+    """This period's actions. ``history`` is the load up to, not including, second ``i``."""
+    setup, limits = ctx.setup, ctx.limits
     measured = float(history[-1])
+    battery = bat.state()
     if strategy == "reactive":
-        return max(0.0, min(measured - setup.trigger_w, physics.max_discharge_w)) if (
-            physics.soc_fraction > limits.reserve_fraction) else 0.0
+        out: list[Action] = []
+        if battery is not None:
+            above = battery.soc_fraction > limits.reserve_fraction
+            want = max(0.0, min(measured - setup.trigger_w, battery.max_discharge_w)) if above else 0.0
+            out.append(Action("battery", "discharge" if want > 0 else "idle", battery.key, want - bat.setpoint,
+                              "reactive threshold", setpoint_w=want))
+        rungs = tuple(r for r in setup.ladder if r != "battery")
+        if rungs:
+            shed = plan(PlanInput("sim", now, setup.trigger_w, measured - max(bat.applied, 0.0), rungs,
+                                  workloads=cluster.workloads(), limits=limits, horizon_s=setup.horizon_s,
+                                  period_s=setup.period_s, ramp_since=ctx.last_change))
+            out.extend(shed.actions)
+        return tuple(out)
     if strategy == "oracle":
-        assert future_max is not None
-        expected = float(future_max[i])
+        expected, workload_peak = float(cluster.fork().advance(setup.horizon_s + 1).max()), None
     else:
-        window = forecaster.meta.window if isinstance(forecaster, Forecaster) else 1
-        if tracker is not None:
+        window = ctx.forecaster.meta.window if isinstance(ctx.forecaster, Forecaster) else 1
+        if ctx.tracker is not None:
             recent = history[-(setup.horizon_s + 2 * setup.period_s):]
-            tracker.settle(now - np.arange(len(recent))[::-1], recent)
-        view = outlook(forecaster, history[-window:], now, horizon_s=setup.horizon_s, confidence=setup.confidence,
-                       cap_w=setup.cap_w, tracker=tracker)
-        if tracker is not None:
-            tracker.add(view.bounds)
-        expected = view.expected_peak_w
-    battery = BatteryState("sim", physics.soc_fraction, physics.capacity_wh, physics.max_discharge_w,
-                           setpoint_w=setpoint, managed_by="sim", soh_fraction=physics.soh_fraction,
-                           max_charge_w=physics.max_charge_w, last_charge_at=last_charge,
-                           last_discharge_at=last_discharge)
-    charge = ChargeRule(off_peak=not is_peak(setup.peak_windows, setup.time_zone, now),
-                        target_fraction=setup.charge_target_fraction, dwell_s=setup.dwell_s,
-                        recent_peak_w=recent_peak(history, 1.0, setup.horizon_s)) if setup.recharge else None
-    decided = plan(PlanInput("sim", now, setup.trigger_w, expected, ("battery",), battery=battery, limits=limits,
-                             horizon_s=setup.horizon_s, period_s=setup.period_s, ramp_since=last_change,
-                             charge=charge))
-    for a in decided.actions:
-        if a.setpoint_w is not None:
-            setpoint = a.setpoint_w
-    return setpoint
+            ctx.tracker.settle(now - np.arange(len(recent))[::-1], recent)
+        view = outlook(ctx.forecaster, history[-window:], now, horizon_s=setup.horizon_s,
+                       confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
+                       workload_confidence=setup.workload_confidence if battery is not None else None)
+        if ctx.tracker is not None:
+            ctx.tracker.add(view.bounds)
+        expected, workload_peak = view.expected_peak_w, view.workload_peak_w
+    charge = None
+    if setup.recharge and battery is not None:
+        target = setup.charge_target_fraction
+        if target is None:
+            assert ctx.peaks is not None
+            target = charge_target(limits.reserve_fraction, ctx.peaks.largest_wh(), battery.usable_wh)
+        charge = ChargeRule(off_peak=not is_peak(setup.peak_windows, setup.time_zone, now), target_fraction=target,
+                            max_charge_w=setup.max_charge_w, dwell_s=setup.dwell_s,
+                            recent_peak_w=recent_peak(history, 1.0, setup.horizon_s))
+    ladder = setup.ladder if battery is not None else tuple(r for r in setup.ladder if r != "battery")
+    decided = plan(PlanInput("sim", now, setup.trigger_w, expected, ladder, workloads=cluster.workloads(),
+                             battery=battery, limits=limits, horizon_s=setup.horizon_s, period_s=setup.period_s,
+                             ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak))
+    return decided.actions
