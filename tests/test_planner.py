@@ -227,6 +227,35 @@ def test_battery_first_then_lowest_priority_inference() -> None:
     assert result.actions[2].replicas == 3           # 10 kW - 4 kW battery - 3 kW = 3 kW more
 
 
+def test_workloads_shed_for_their_own_forecast_and_the_battery_covers_the_bound() -> None:
+    workloads = (_dep("chat", 6, priority=10), _dep("batch-embed", 4, priority=1))
+    battery = BatteryState("ess", soc_fraction=0.6, capacity_wh=2_000, max_discharge_w=4_000)
+    ladder = ("battery", "scaleDown", "suspend")
+    false_alarm = plan(PlanInput(POLICY, NOW, 50_000, 60_000, ladder, workloads, battery, workload_peak_w=52_000))
+    assert [a.verb for a in false_alarm.actions] == ["discharge"], \
+        "the median needs 2 kW, which the battery's 4 kW covers: no replica is shed for the bound's 10 kW"
+    assert false_alarm.uncovered_w == pytest.approx(6_000), "what the bound asks beyond the battery is reported"
+    sustained = plan(PlanInput(POLICY, NOW, 50_000, 60_000, ladder, workloads, battery, workload_peak_w=58_000))
+    assert [(a.verb, a.replicas) for a in sustained.actions] == [("discharge", None), ("scaleDown", 0)], \
+        "the median needs 8 kW: 4 kW from the battery, 4 replicas of 1 kW"
+
+
+def test_the_battery_covers_the_whole_shortfall_while_a_checkpoint_is_in_flight() -> None:
+    asked = _job("train", 2, managed_by=POLICY, checkpoint_requested_at=NOW - 30, last_action_at=NOW - 30)
+    battery = BatteryState("ess", soc_fraction=0.6, capacity_wh=20_000, max_discharge_w=20_000)
+    result = plan(PlanInput(POLICY, NOW, 10_000, 20_000, ("battery", "suspend"), (asked,), battery))
+    assert [(a.verb, a.setpoint_w) for a in result.actions] == [("discharge", 10_000)], \
+        "the job runs until its checkpoint completes: the battery holds the cap meanwhile, no second job is asked"
+    done = Workload(**{**asked.__dict__, "checkpoint_completed": True})
+    covered = BatteryState("ess", soc_fraction=0.6, capacity_wh=20_000, max_discharge_w=20_000, setpoint_w=10_000,
+                           managed_by=POLICY)
+    held = plan(PlanInput(POLICY, NOW, 10_000, 20_000, ("battery", "suspend"), (done,), covered,
+                          workload_peak_w=12_000))
+    assert [a.verb for a in held.actions] == [], "the battery already covers what the median needs: no suspension"
+    needed = plan(PlanInput(POLICY, NOW, 10_000, 35_000, ("battery", "suspend"), (done,), covered))
+    assert [a.verb for a in needed.actions] == ["discharge", "suspend"], "15 kW more: the last 10 kW, then the job"
+
+
 def test_battery_is_never_discharged_below_its_reserve() -> None:
     battery = BatteryState("ess", soc_fraction=0.2, capacity_wh=100_000, max_discharge_w=50_000, setpoint_w=30_000,
                            managed_by=POLICY)
