@@ -53,7 +53,7 @@ def main() -> int:
     build_s = time.perf_counter() - started
     model = Forecaster.load("default")
     free = simulate(site, scn.setup(1e9), "none")
-    setup = scn.setup(0.9 * float(free.load_w.max()))
+    setup = scn.setup(scn.cap_w(free.load_w))
     print(f"{args.nodes} nodes, {len(site.jobs)} jobs, {args.hours:g} h at 1 s; site built in {build_s:.1f} s; "
           f"mean {free.load_w.mean() / 1e6:.2f} MW, max {free.load_w.max() / 1e6:.2f} MW")
     rows = []

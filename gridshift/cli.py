@@ -114,7 +114,8 @@ def _cmd_forecast_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from gridshift.forecaster.train.distill import DistillWeights
-    from gridshift.forecaster.train.fit import TrainConfig, fit_models, text_progress, write_model_dir
+    from gridshift.forecaster.train.fit import TrainConfig, fit_models, write_model_dir
+    from gridshift.progress import text_progress
     from gridshift.telemetry.traces import TraceError, load_gpu_series, load_series
 
     horizons = _floats(args.horizons, "--horizons")
@@ -414,20 +415,12 @@ def _cmd_sim_migration(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(label: str) -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        filled = int(30 * done / max(total, 1))
-        end = "\n" if done >= total else ""
-        print(f"\r{label:<12} [{'#' * filled}{'.' * (30 - filled)}] {100 * done / max(total, 1):5.1f}% "
-              f"of {total / 3600:g} h", end=end, file=sys.stderr, flush=True)
-    return show
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import json
 
     from gridshift.forecaster.runtime import Forecaster, ModelError
     from gridshift.planner.units import UnitError, parse_duration
+    from gridshift.progress import text_progress
     from gridshift.sim import scenario as sc
 
     try:
@@ -439,8 +432,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     except (sc.ScenarioError, UnitError, ModelError) as exc:
         raise SystemExit(f"gridshift simulate: {exc}") from exc
     site = scn.site(traces, seconds=seconds)
-    quiet = args.quiet or not sys.stderr.isatty()
-    run = sc.compare(scn, site, strategies, model, progress=None if quiet else _progress_bar)
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        bar = text_progress()
+        progress = lambda label: lambda done, total: bar(label, done, total, "simulated s")  # noqa: E731
+    run = sc.compare(scn, site, strategies, model, progress=progress)
+    if progress is not None:
+        print(file=sys.stderr)
     cap, setup, results = run.cap_w, run.setup, run.results
     summaries = {s: r.summary() for s, r in results.items()}
     if args.json:

@@ -31,19 +31,16 @@ def peak_windows(spec: PowerPolicySpec) -> tuple[PeakWindow, ...]:
 
 
 def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: PeakEnergyTracker,
-                now: float, recent_peak_w: float = 0.0,
-                windows: tuple[PeakWindow, ...] | None = None) -> ChargeRule | None:
+                now: float, recent_peak_w: float = 0.0) -> ChargeRule | None:
     """When and how far the policy's battery recharges: off-peak by spec.tariff, toward the fixed
-    target or one sized on the largest peak of the last day. ``windows``: ``peak_windows(spec)``,
-    when the caller keeps them."""
+    target or one sized on the largest peak of the last day."""
     storage = spec.storage
     if storage is None or not storage.recharge or battery is None:
         return None
     target = storage.charge_target_fraction
     if target is None:
         target = charge_target(storage.reserve_fraction, peaks.largest_wh(), battery.usable_wh)
-    windows = peak_windows(spec) if windows is None else windows
-    return ChargeRule(off_peak=not is_peak(windows, spec.tariff.time_zone, now), target_fraction=target,
+    return ChargeRule(off_peak=not is_peak(peak_windows(spec), spec.tariff.time_zone, now), target_fraction=target,
                       max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds,
                       recent_peak_w=recent_peak_w)
 

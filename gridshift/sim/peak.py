@@ -78,7 +78,9 @@ class Setup:
     demand_price_per_kw: float = 15.0
     start_time: float = 1_767_225_600.0  # 2026-01-01T00:00Z: where the tariff clock starts
     online_bound: bool = True  # track the upper bound's coverage online, as the operator does
-    workload_confidence: float | None = 0.5  # the level scaleDown and suspend plan against (None: confidence)
+    # The level scaleDown and suspend plan against (None: confidence); a scenario sets it as the
+    # operator does, from its policy (planner.policy.workload_confidence).
+    workload_confidence: float | None = None
 
     def plan_limits(self) -> PlanLimits:
         if self.limits is not None:
@@ -191,7 +193,7 @@ def simulate(site: SiteModel | Sequence[float] | np.ndarray, setup: Setup, strat
             cluster.schedule()
             before = actions
             for a in _decide(strategy, load[:i], i, now, ctx, cluster, bat):
-                if a.target == "EnergyStorage/sim":
+                if a.rung == "battery":
                     assert a.setpoint_w is not None
                     actions += bat.ask(a.setpoint_w, i, now)
                 elif cluster.apply(a):
@@ -280,7 +282,7 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             ctx.tracker.settle(now - np.arange(len(recent))[::-1], recent)
         view = outlook(ctx.forecaster, history[-window:], now, horizon_s=setup.horizon_s,
                        confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
-                       workload_confidence=setup.workload_confidence if battery is not None else None)
+                       workload_confidence=setup.workload_confidence)
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
         expected, workload_peak = view.expected_peak_w, view.workload_peak_w
@@ -293,8 +295,7 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
         charge = ChargeRule(off_peak=not is_peak(setup.peak_windows, setup.time_zone, now), target_fraction=target,
                             max_charge_w=setup.max_charge_w, dwell_s=setup.dwell_s,
                             recent_peak_w=recent_peak(history, 1.0, setup.horizon_s))
-    ladder = setup.ladder if battery is not None else tuple(r for r in setup.ladder if r != "battery")
-    decided = plan(PlanInput("sim", now, setup.trigger_w, expected, ladder, workloads=cluster.workloads(),
+    decided = plan(PlanInput("sim", now, setup.trigger_w, expected, setup.ladder, workloads=cluster.workloads(),
                              battery=battery, limits=limits, horizon_s=setup.horizon_s, period_s=setup.period_s,
                              ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak))
     return decided.actions

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from gridshift.api.powerpolicy import Budget, PowerPolicySpec
+from gridshift.api.powerpolicy import PowerPolicySpec
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.forecaster.runtime import Forecaster
 from gridshift.planner.policy import peak_windows, plan_limits, workload_confidence
@@ -217,6 +217,14 @@ class Scenario:
         except ValidationError as exc:
             raise ScenarioError(f"{self.source}: " + _errors(exc, "policy")) from exc
 
+    def cap_w(self, uncontrolled_w: np.ndarray) -> float:
+        """budget.capWatts, or budget.capOfPeak of the uncontrolled site's highest second."""
+        budget = self.file.budget
+        if budget.cap_watts is not None:
+            return budget.cap_watts
+        assert budget.cap_of_peak is not None
+        return budget.cap_of_peak * float(np.max(uncontrolled_w))
+
     def setup(self, cap_w: float) -> Setup:
         """The simulator's setup for the scenario's policy at ``cap_w``."""
         spec = self.policy(cap_w)
@@ -228,9 +236,8 @@ class Scenario:
                                              round_trip_efficiency=bat.round_trip_efficiency,
                                              soc_fraction=bat.initial_soc),
                               reserve_fraction=storage.reserve_fraction, response_s=int(bat.response))
-        return Setup(cap_w=cap_w, trigger_w=Budget.model_validate(
-            {"capWatts": cap_w, "triggerWatts": self.file.budget.trigger_fraction * cap_w}).effective_trigger_watts,
-                     battery=battery, period_s=spec.safety.period_seconds, horizon_s=spec.forecast.horizon_seconds,
+        return Setup(cap_w=cap_w, trigger_w=spec.budget.effective_trigger_watts, battery=battery,
+                     period_s=spec.safety.period_seconds, horizon_s=spec.forecast.horizon_seconds,
                      confidence=spec.forecast.confidence, ladder=tuple(spec.workloads.ladder),
                      limits=plan_limits(spec), recharge=bool(storage and storage.recharge),
                      charge_target_fraction=storage.charge_target_fraction if storage else None,
@@ -275,12 +282,10 @@ def compare(scenario: Scenario, site: SiteModel, strategies: Sequence[Strategy],
             progress: Callable[[str], Progress | None] | None = None) -> Comparison:
     """Every strategy on the same site. The uncontrolled run comes first: it sizes a cap given as
     a fraction of the peak (budget.capOfPeak). ``progress(label)`` gives each run's progress callback."""
-    budget = scenario.file.budget
-    cap = budget.cap_watts
+    cap = scenario.file.budget.cap_watts
     if cap is None:
-        assert budget.cap_of_peak is not None
         free = simulate(site, scenario.setup(1e9), "none", progress=progress("calibrate") if progress else None)
-        cap = budget.cap_of_peak * float(free.load_w.max())
+        cap = scenario.cap_w(free.load_w)
     setup = scenario.setup(cap)
     results = {s: simulate(site, setup, s, model=model, progress=progress(s) if progress else None)
                for s in strategies}

@@ -378,15 +378,6 @@ class Cluster:
         if action.verb == "scaleUp" and original is not None and target >= original:
             self.svc_original[k] = None
 
-    # ---- summaries --------------------------------------------------------------------------
-
-    def postponed_now_w(self) -> float:
-        """Watts of work that actions hold back at this moment (suspended jobs, shed replicas)."""
-        jobs = sum(self._nodes[k] * self._wpr[k] for k in self.held if self.state[k] == SUSPENDED)
-        svc = sum((s.replicas - self.replicas[k]) * s.watts_per_replica for k, s in enumerate(self.site.services))
-        return float(jobs + svc)
-
-
 def utilisation_profile(seconds: int, *, start_hour: float, peak_hour: float = 15.0, base: float = 0.6,
                         amplitude: float = 0.3, noise: float = 0.05, seed: int = 0) -> np.ndarray:
     """Diurnal utilisation of an inference service (0..1 per second): a daily sine peaking at

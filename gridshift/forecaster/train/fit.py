@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -42,9 +41,8 @@ from gridshift.forecaster.train.nets import (
     relative_weight,
     window_mean,
 )
+from gridshift.progress import Progress
 from gridshift.telemetry.series import Series
-
-Progress = Callable[[str, int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -370,19 +368,3 @@ def write_model_dir(result: TrainResult, out: Path, data: list[Path], include_te
     }
     (out / META_FILE).write_text(json.dumps(doc, indent=2) + "\n")
     return out
-
-
-def text_progress(stream=sys.stderr) -> Progress:
-    """A one-line progress bar per phase."""
-    state = {"label": None}
-
-    def show(label: str, done: int, total: int, note: str) -> None:
-        if state["label"] not in (None, label):
-            stream.write("\n")
-        state["label"] = label
-        width = 30
-        filled = int(width * done / max(total, 1))
-        stream.write(f"\r{label:<22} [{'#' * filled}{'.' * (width - filled)}] {done:>4}/{total:<4} {note}")
-        stream.flush()
-
-    return show
