@@ -318,19 +318,34 @@ def test_objects_changed_by_another_policy_are_left_alone() -> None:
 
 def test_battery_headroom_is_not_spent_on_restoring_workloads() -> None:
     """Load 11 kW, battery covering 3 kW: the grid sees 8 kW, under the restore threshold, yet bringing
-    inference back would only move the peak onto the battery. Restore keeps the ladder's order, so
-    nothing moves; once the load itself falls, workloads come back first, then the battery winds down
-    into what is left of the grid headroom."""
+    inference back would only move the peak onto the battery. So inference stays down, and the battery
+    only winds down to the restore threshold (it does not drain on headroom nobody uses); once the
+    load itself falls, workloads come back first, then the battery winds down into what is left of the
+    grid headroom."""
     scaled = _dep("chat", 2, managed_by=POLICY, original_replicas=4)
     battery = BatteryState("ess", 0.8, 10_000, 3_000, setpoint_w=3_000, managed_by=POLICY)
     common = dict(ladder=("battery", "scaleDown"), workloads=(scaled,), battery=battery,
                   limits=PlanLimits(ramp_w_per_min=100_000, max_actions=5, hysteresis=0.05), ramp_since=NOW - 60)
     high = plan(PlanInput(POLICY, NOW, trigger_w=9_000, expected_peak_w=11_000, **common))
-    assert high.mode == "restore" and high.actions == ()
+    assert high.mode == "restore"
+    assert [(a.verb, a.setpoint_w) for a in high.actions] == [("discharge", pytest.approx(3_000 - 550))]
 
     low = plan(PlanInput(POLICY, NOW, trigger_w=9_000, expected_peak_w=6_000, **common))
     assert [(a.verb, a.replicas) for a in low.actions][:1] == [("scaleUp", 4)]
     assert (low.actions[1].verb, low.actions[1].setpoint_w) == ("idle", 0)  # 6 + 2 kW of load fit the grid alone
+
+
+def test_battery_comes_down_to_the_trigger_in_the_hysteresis_band() -> None:
+    """Workloads hold in the band between the restore threshold and the trigger, but a discharge held
+    there spends energy on load that already fits: the battery comes down to what keeps the forecast
+    grid peak at the trigger, except within a deadband of 5% of its rating."""
+    battery = BatteryState("ess", 0.8, 100_000, 20_000, setpoint_w=10_000, managed_by=POLICY)
+    common = dict(ladder=("battery", "scaleDown"), battery=battery, limits=PlanLimits(hysteresis=0.05))
+    band = plan(PlanInput(POLICY, NOW, trigger_w=100_000, expected_peak_w=106_000, **common))
+    assert band.mode == "hold"
+    assert [(a.verb, a.setpoint_w) for a in band.actions] == [("discharge", pytest.approx(6_000))]
+    close = plan(PlanInput(POLICY, NOW, trigger_w=100_000, expected_peak_w=109_500, **common))
+    assert close.mode == "hold" and close.actions == ()
 
 
 def _charging_input(**kw) -> PlanInput:

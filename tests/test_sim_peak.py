@@ -37,6 +37,7 @@ def test_without_control_the_overshoot_is_the_load_above_the_cap(results) -> Non
     load = _load()
     none = results["none"]
     assert none.energy_above_cap_kwh == pytest.approx(np.maximum(load - 10_000, 0).sum() / 3.6e6)
+    assert none.load_above_trigger_kwh == pytest.approx(np.maximum(load - 9_500, 0).sum() / 3.6e6)
     assert none.actions == 0 and none.battery_discharged_kwh == 0
 
 

@@ -239,8 +239,24 @@ def plan(inp: PlanInput) -> Plan:
         _charge(inp, battery, threshold, budget, notes)
         return Plan("restore", grid_peak, need, tuple(budget.actions), restore_allowance_w=allowance,
                     notes=tuple(notes))
+    _trim(inp, battery, -need, budget)
     _charge(inp, battery, threshold, budget, notes)
     return Plan("hold", grid_peak, need, tuple(budget.actions), notes=tuple(notes))
+
+
+def _trim(inp: PlanInput, battery: BatteryState | None, spare_w: float, budget: _Budget) -> None:
+    """In the hysteresis band the workloads hold, but a battery discharging ``spare_w`` more than the
+    forecast needs to keep the grid at the trigger comes down by that much: it is re-armed within its
+    response time, whereas a discharge held through the band spends the energy the next peak needs."""
+    if battery is None or not _ours(inp, battery.managed_by) or battery.setpoint_w <= 0:
+        return
+    delta = min(battery.setpoint_w, spare_w)
+    if delta < max(0.05 * battery.max_discharge_w, 1.0):
+        return
+    left = battery.setpoint_w - delta
+    budget.add(Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
+                      f"forecast grid peak {_kw(delta)} below trigger {_kw(inp.trigger_w)}: discharge "
+                      f"{_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left))
 
 
 def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workload_shortfall: float,
@@ -375,9 +391,11 @@ def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float,
              budget: _Budget) -> float:
     """Workloads come back only into headroom that exists without the battery's help (otherwise the
     battery's discharge would be spent on restored load and the peak would return when it stops),
-    within the ramp. The battery then winds down into what is left of the grid headroom, at once:
-    it is re-armed within its response time if the forecast was wrong, whereas holding a discharge
-    on the ramp after a false alarm spends energy the next real peak needs."""
+    within the ramp, highest priority first; the first one that does not fit stops the workloads.
+    The battery then winds down into what is left of the grid headroom (unless workloads that came
+    back this period still left some behind), at once: it is re-armed within its response time if
+    the forecast was wrong, whereas holding a discharge on the ramp after a false alarm spends
+    energy the next real peak needs."""
     allowance = restore_allowance_w(inp)
     room = min(allowance, load_headroom)
     # Checkpoints asked for during the peak are no longer needed.
@@ -385,46 +403,55 @@ def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float,
         if (w.is_job and w.managed_by == inp.policy and not w.suspended and w.checkpoint_requested_at is not None
                 and not _cooling(inp, w)):
             budget.add(Action("suspend", "resume", w.key, 0.0, "peak passed before the checkpoint: request withdrawn"))
+    blocked = False
     for rung in reversed(inp.ladder):
         if budget.left <= 0:
             break
-        if rung == "suspend":
+        if rung == "suspend" and not blocked:
             jobs = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and w.suspended]
             for w in sorted(jobs, key=lambda w: (-w.priority, w.key)):
                 watts = w.replicas * w.watts_per_replica
                 if _cooling(inp, w) or watts > room or not budget.add(
                         Action("suspend", "resume", w.key, -watts, f"restore: {_kw(watts)} within ramp and headroom")):
-                    return allowance
+                    blocked = True
+                    break
                 room -= watts
-        elif rung == "scaleDown":
-            scaled = [w for w in inp.workloads if not w.is_job and w.managed_by == inp.policy
-                      and w.original_replicas is not None]
-            for w in sorted(scaled, key=lambda w: (-w.priority, w.key)):
-                assert w.original_replicas is not None
-                if _cooling(inp, w):
-                    return allowance
-                missing = w.original_replicas - w.replicas
-                if missing <= 0:
-                    budget.add(Action("scaleDown", "scaleUp", w.key, 0.0,
-                                      f"already at {w.replicas} replicas (recorded {w.original_replicas}): released",
-                                      replicas=w.replicas))
-                    continue
-                n = min(missing, int(room // w.watts_per_replica)) if w.watts_per_replica > 0 else missing
-                if n <= 0 or not budget.add(Action(
-                        "scaleDown", "scaleUp", w.key, -n * w.watts_per_replica,
-                        f"restore: {w.replicas} -> {w.replicas + n} of {w.original_replicas} replicas",
-                        replicas=w.replicas + n)):
-                    return allowance
-                room -= n * w.watts_per_replica
-                if n < missing:
-                    return allowance
+        elif rung == "scaleDown" and not blocked:
+            blocked, room = _scale_up(inp, room, budget)
         elif rung == "battery" and battery is not None and battery.managed_by == inp.policy and battery.setpoint_w > 0:
             restored = -sum(a.expected_watts for a in budget.actions if a.expected_watts < 0)
             delta = min(battery.setpoint_w, grid_headroom - restored)
-            if delta <= 0:
-                return allowance
-            left = battery.setpoint_w - delta
-            budget.add(Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
-                              f"restore: discharge {_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left))
-            room -= delta
+            # Workloads coming back this period go first; a battery behind workloads that cannot come
+            # back (headroom, ramp, cooldown) still winds down rather than drain for nothing.
+            if delta > 0 and not (blocked and restored > 0):
+                left = battery.setpoint_w - delta
+                budget.add(Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
+                                  f"restore: discharge {_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left))
     return allowance
+
+
+def _scale_up(inp: PlanInput, room: float, budget: _Budget) -> tuple[bool, float]:
+    """Scale the policy's Deployments back up into ``room``, highest priority first. Returns whether
+    one had to stay below its recorded replicas (the restore stops there), and the room left."""
+    scaled = [w for w in inp.workloads
+              if not w.is_job and w.managed_by == inp.policy and w.original_replicas is not None]
+    for w in sorted(scaled, key=lambda w: (-w.priority, w.key)):
+        assert w.original_replicas is not None
+        if _cooling(inp, w):
+            return True, room
+        missing = w.original_replicas - w.replicas
+        if missing <= 0:
+            budget.add(Action("scaleDown", "scaleUp", w.key, 0.0,
+                              f"already at {w.replicas} replicas (recorded {w.original_replicas}): released",
+                              replicas=w.replicas))
+            continue
+        n = min(missing, int(room // w.watts_per_replica)) if w.watts_per_replica > 0 else missing
+        if n <= 0 or not budget.add(Action(
+                "scaleDown", "scaleUp", w.key, -n * w.watts_per_replica,
+                f"restore: {w.replicas} -> {w.replicas + n} of {w.original_replicas} replicas",
+                replicas=w.replicas + n)):
+            return True, room
+        room -= n * w.watts_per_replica
+        if n < missing:
+            return True, room
+    return False, room

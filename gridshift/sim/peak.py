@@ -95,6 +95,7 @@ class Result:
     strategy: str
     seconds: int
     energy_above_cap_kwh: float
+    load_above_trigger_kwh: float  # the site's own excess over the trigger, before the battery
     worst_overshoot_w: float
     longest_overshoot_s: int
     peak_demand_kw: float
@@ -232,6 +233,7 @@ def _result(strategy: str, setup: Setup, load: np.ndarray, grid: np.ndarray, bat
     acct = cluster.acct
     return Result(
         strategy=strategy, seconds=n, energy_above_cap_kwh=float(over.sum()) / 3.6e6,
+        load_above_trigger_kwh=float(np.maximum(load - setup.trigger_w, 0.0).sum()) / 3.6e6,
         worst_overshoot_w=float(over.max()) if n else 0.0, longest_overshoot_s=_longest_run(over > 0),
         peak_demand_kw=peak_kw, demand_charge=peak_kw * setup.demand_price_per_kw,
         battery_discharged_kwh=p.discharged_ac_wh / 1000.0 if p else 0.0,
