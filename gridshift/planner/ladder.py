@@ -10,8 +10,9 @@ median): the battery answers within its response time and covers the rest of the
 replica drains and a checkpoint takes minutes, so shedding work on every upper-bound false alarm
 costs GPU-hours for nothing. When the grid peak falls below ``trigger x (1 - hysteresis)`` it
 *restores*: the ladder backwards, highest priority first, and never more watts than the ramp
-allows since the last change. In between it holds. Protected objects, objects another policy
-changed, objects in cooldown and replicas below a floor are never touched.
+allows since the last change. In between the workloads hold and the battery comes down to what
+the forecast needs. Protected objects, objects another policy changed, objects in cooldown and
+replicas below a floor are never touched.
 """
 
 from __future__ import annotations
