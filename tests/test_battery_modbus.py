@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gridshift.actuators.modbus import BatteryReading, DeviceError, ModbusBattery
@@ -180,6 +180,7 @@ def test_the_limit_holds_reserve_ceiling_and_ratings_for_the_whole_revert_time(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.floats(-200_000, 200_000), st.floats(1, 120)), min_size=1, max_size=12),
        st.floats(0.12, 0.9))
+@example(steps=[(2050.0, 94.0), (26550.0, 120.0), (80000.0, 120.0)], soc=0.375)  # conversion loss went past the reserve
 def test_no_command_sequence_takes_the_battery_past_its_reserve_or_ratings(steps: list[tuple[float, float]],
                                                                            soc: float) -> None:
     """Commands over real Modbus; the simulator's clock is advanced by hand (each step at most the

@@ -9,7 +9,10 @@
 - A command never exceeds the device's rated charge and discharge power (nor the limits given by
   the caller), and is sized so that, held for the whole revert time, it can neither take the state
   of charge below the reserve (the larger of the caller's and the device's ``SoCRsvMin``) nor above
-  the device's ``SocRsvMax``. Usable energy is nameplate times state of health.
+  the device's ``SocRsvMax``. Usable energy is nameplate times state of health. Model 802 reports
+  neither the conversion loss nor the exact state of charge, so a discharge is sized on an assumed
+  leg efficiency on the low side (``ASSUMED_LEG_EFFICIENCY``: stored watt-hours per AC watt-hour
+  delivered) and on a state of charge ``SOC_READ_MARGIN`` below the register's.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ class DeviceUnreachable(DeviceError):
 
 class ReadRefused(DeviceError, sunspec.AddressRefused):
     """The device answered a read with a Modbus exception."""
+
+
+ASSUMED_LEG_EFFICIENCY = 0.9  # AC Wh out per stored Wh; real battery + PCS legs run about 0.95
+SOC_READ_MARGIN = 0.001  # the SoC register rounds to 0.05 % at its usual scale of 10^-1 %
 
 
 @dataclass(frozen=True)
@@ -209,16 +216,17 @@ class ModbusBattery:
             floor = max(reserve_fraction, reading.reserve_min_fraction)
             limits = {"rated discharge power": reading.max_discharge_w,
                       f"state of charge {reading.soc_fraction:.1%} held above the reserve {floor:.0%} "
-                      f"for the {revert_s:.0f} s revert time": max(0.0, (reading.soc_fraction - floor) * usable_wh
-                                                                    / hours)}
+                      f"for the {revert_s:.0f} s revert time": max(
+                          0.0, (reading.soc_fraction - SOC_READ_MARGIN - floor) * usable_wh * ASSUMED_LEG_EFFICIENCY
+                          / hours)}
             if max_discharge_w is not None:
                 limits["the resource's maxDischargeWatts"] = max_discharge_w
         elif watts < 0:
             ceiling = reading.reserve_max_fraction
             limits = {"rated charge power": reading.max_charge_w,
                       f"state of charge {reading.soc_fraction:.1%} held below the device maximum {ceiling:.0%} "
-                      f"for the {revert_s:.0f} s revert time": max(0.0, (ceiling - reading.soc_fraction) * usable_wh
-                                                                    / hours)}
+                      f"for the {revert_s:.0f} s revert time": max(
+                          0.0, (ceiling - reading.soc_fraction - SOC_READ_MARGIN) * usable_wh / hours)}
             if max_charge_w is not None:
                 limits["the resource's maxChargeWatts"] = max_charge_w
         else:
