@@ -11,8 +11,8 @@
   of charge below the reserve (the larger of the caller's and the device's ``SoCRsvMin``) nor above
   the device's ``SocRsvMax``. Usable energy is nameplate times state of health. Model 802 reports
   neither the conversion loss nor the exact state of charge, so a discharge is sized on an assumed
-  leg efficiency on the low side (``ASSUMED_LEG_EFFICIENCY``: stored watt-hours per AC watt-hour
-  delivered) and on a state of charge ``SOC_READ_MARGIN`` below the register's.
+  leg efficiency on the low side (``ASSUMED_LEG_EFFICIENCY``: AC watt-hours delivered per stored
+  watt-hour) and on a state of charge ``SOC_READ_MARGIN`` below the register's.
 """
 
 from __future__ import annotations
