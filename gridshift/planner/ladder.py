@@ -254,10 +254,14 @@ def _trim(inp: PlanInput, battery: BatteryState | None, spare_w: float, budget: 
     delta = min(battery.setpoint_w, spare_w)
     if delta < max(0.05 * battery.max_discharge_w, 1.0):
         return
+    budget.add(_lower_discharge(battery, delta, f"forecast grid peak {_kw(delta)} below trigger {_kw(inp.trigger_w)}"))
+
+
+def _lower_discharge(battery: BatteryState, delta: float, why: str) -> Action:
+    """The action that takes ``delta`` watts off the battery's discharge (idle at zero)."""
     left = battery.setpoint_w - delta
-    budget.add(Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
-                      f"forecast grid peak {_kw(delta)} below trigger {_kw(inp.trigger_w)}: discharge "
-                      f"{_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left))
+    return Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
+                  f"{why}: discharge {_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left)
 
 
 def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workload_shortfall: float,
@@ -425,9 +429,7 @@ def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float,
             # Workloads coming back this period go first; a battery behind workloads that cannot come
             # back (headroom, ramp, cooldown) still winds down rather than drain for nothing.
             if delta > 0 and not (blocked and restored > 0):
-                left = battery.setpoint_w - delta
-                budget.add(Action("battery", "discharge" if left > 0 else "idle", battery.key, -delta,
-                                  f"restore: discharge {_kw(battery.setpoint_w)} -> {_kw(left)}", setpoint_w=left))
+                budget.add(_lower_discharge(battery, delta, "restore"))
     return allowance
 
 
