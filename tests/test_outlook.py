@@ -106,3 +106,16 @@ def test_the_bound_stays_near_the_load_after_a_step(student: Forecaster) -> None
     assert view.forecast_peak_w is not None and view.median_peak_w is not None
     assert 8_000 < view.median_peak_w < 10_000
     assert view.forecast_peak_w < 1.25 * 9_000
+
+
+def test_the_battery_bound_looks_only_to_the_next_period(student: Forecaster) -> None:
+    rng = np.random.default_rng(3)
+    values = (3000 + 300 * np.sin(np.arange(200) / 6) + rng.normal(0, 30, 200)).astype(np.float32)
+    view = outlook(student, values, 0.0, horizon_s=30, confidence=0.9, cap_w=10_000, battery_horizon_s=5)
+    first = next(u for _, k, u in view.bounds if k == 0)
+    assert view.battery_peak_w == pytest.approx(max(view.load_w, first)), "the 5 s bound, not the 10 s or 30 s one"
+    assert view.forecast_peak_w is not None and view.battery_peak_w <= view.expected_peak_w
+    shorter = outlook(student, values, 0.0, horizon_s=30, confidence=0.9, cap_w=10_000, battery_horizon_s=2)
+    assert shorter.battery_peak_w == view.battery_peak_w, "a period shorter than the first horizon uses the first"
+    whole = outlook(student, values, 0.0, horizon_s=10, confidence=0.9, cap_w=10_000, battery_horizon_s=15)
+    assert whole.battery_peak_w is None, "a period as long as the horizon plans the battery on the whole bound"

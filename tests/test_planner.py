@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,10 +65,13 @@ def inputs(draw, with_charge: bool = False) -> PlanInput:
                         reserve_fraction=draw(st.floats(0, 0.9)),
                         checkpoint_deadline_s=draw(st.sampled_from([0.0, 60.0, 300.0])),
                         on_timeout=draw(st.sampled_from(["suspend", "skip"])))
+    expected = draw(st.floats(0, 2e5))
+    near = draw(st.one_of(st.none(), st.floats(0, 1)))  # the bound up to the next period, a share of the whole
     return PlanInput(policy=POLICY, now=NOW, trigger_w=draw(st.floats(1e3, 1e5)),
-                     expected_peak_w=draw(st.floats(0, 2e5)), ladder=ladder, workloads=draw(workloads()),
+                     expected_peak_w=expected, ladder=ladder, workloads=draw(workloads()),
                      battery=battery, limits=limits, period_s=15.0, charge=charge,
-                     ramp_since=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))))
+                     ramp_since=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))),
+                     battery_peak_w=None if near is None else near * expected)
 
 
 def _by_key(inp: PlanInput) -> dict[str, Workload]:
@@ -144,7 +149,7 @@ def _pending_keys(inp: PlanInput) -> set[str]:
 @given(inputs())
 def test_restore_never_overshoots_the_ramp_or_the_headroom(inp: PlanInput) -> None:
     """Workloads come back within the ramp; the battery, which the next period can re-arm within its
-    response time, winds down at once but only into the headroom the forecast leaves."""
+    response time, winds down at once but only into the headroom the forecast up to then leaves."""
     result = plan(inp)
     storage = [a for a in result.actions if a.target.startswith("EnergyStorage/")]
     restored = -sum(a.expected_watts for a in result.actions if a.expected_watts < 0 and a not in storage)
@@ -154,7 +159,8 @@ def test_restore_never_overshoots_the_ramp_or_the_headroom(inp: PlanInput) -> No
         threshold = inp.trigger_w * (1 - inp.limits.hysteresis)
         assert restored <= restore_allowance_w(inp) + 1e-6
         assert restored <= threshold - inp.expected_peak_w + 1e-6 or restored == 0
-        assert restored + wound_down <= threshold - result.grid_peak_w + 1e-6 or wound_down == 0
+        near = 0.0 if inp.battery_peak_w is None else max(0.0, inp.expected_peak_w - inp.battery_peak_w)
+        assert restored + wound_down <= threshold - result.grid_peak_w + near + 1e-6 or wound_down == 0
     if result.mode in ("shave", "hold"):
         assert all(a.verb not in ("scaleUp", "resume") or a.expected_watts == 0 for a in result.actions)
 
@@ -238,6 +244,32 @@ def test_workloads_shed_for_their_own_forecast_and_the_battery_covers_the_bound(
     sustained = plan(PlanInput(POLICY, NOW, 50_000, 60_000, ladder, workloads, battery, workload_peak_w=58_000))
     assert [(a.verb, a.replicas) for a in sustained.actions] == [("discharge", None), ("scaleDown", 0)], \
         "the median needs 8 kW: 4 kW from the battery, 4 replicas of 1 kW"
+
+
+def test_the_battery_plans_against_the_bound_up_to_the_next_period() -> None:
+    """The battery is set again every period, so its setpoint follows the bound up to then; its
+    headroom still counts against the whole horizon's bound, so no replica is shed for a later peak
+    it can cover when it comes, and a discharge above the near bound comes down even while shaving."""
+    workloads = (_dep("chat", 6, 5_000, priority=10),)
+    ladder = ("battery", "scaleDown")
+    battery = BatteryState("ess", 0.8, 100_000, 20_000, managed_by=POLICY)
+    common = dict(ladder=ladder, workloads=workloads, trigger_w=100_000, expected_peak_w=130_000)
+    early = plan(PlanInput(POLICY, NOW, battery=battery, battery_peak_w=110_000, workload_peak_w=125_000, **common))
+    assert early.mode == "shave"
+    assert [(a.verb, a.setpoint_w, a.replicas) for a in early.actions] == [
+        ("discharge", pytest.approx(10_000), None), ("scaleDown", None, 5)], \
+        "10 kW now for the next period; the median's 25 kW is 20 kW of battery and one 5 kW replica"
+    ahead = plan(PlanInput(POLICY, NOW, battery=replace(battery, max_discharge_w=50_000), battery_peak_w=110_000,
+                           **common))
+    assert [(a.verb, a.setpoint_w) for a in ahead.actions] == [("discharge", pytest.approx(10_000))]
+    assert ahead.uncovered_w == 0, "the 50 kW battery covers the whole bound when the later peak comes"
+    held = plan(PlanInput(POLICY, NOW, battery=replace(battery, max_discharge_w=50_000, setpoint_w=25_000),
+                          battery_peak_w=110_000, **common))
+    assert held.mode == "shave"
+    assert [(a.verb, a.setpoint_w) for a in held.actions] == [("discharge", pytest.approx(10_000))]
+    whole = plan(PlanInput(POLICY, NOW, battery=replace(battery, max_discharge_w=50_000), **common))
+    assert [(a.verb, a.setpoint_w) for a in whole.actions] == [("discharge", pytest.approx(30_000))], \
+        "without a near bound the battery covers the whole one, as before"
 
 
 def test_the_battery_covers_the_whole_shortfall_while_a_checkpoint_is_in_flight() -> None:

@@ -277,7 +277,8 @@ class PolicyController:
         view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
                        confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
                        forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None,
-                       tracker=mem.bounds, workload_confidence=workload_confidence(spec))
+                       tracker=mem.bounds, workload_confidence=workload_confidence(spec),
+                       battery_horizon_s=spec.safety.period_seconds)
         mem.errors.add(view.predictions)
         if mem.bounds is not None:
             mem.bounds.add(view.bounds)
@@ -297,7 +298,8 @@ class PolicyController:
         charge = charge_rule(spec, inventory.battery, mem.peaks, now, mem.recent_peak_w)
         decided = plan(PlanInput(
             policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,
-            expected_peak_w=view.expected_peak_w, workload_peak_w=view.workload_peak_w, ladder=ladder,
+            expected_peak_w=view.expected_peak_w, workload_peak_w=view.workload_peak_w,
+            battery_peak_w=view.battery_peak_w, ladder=ladder,
             workloads=tuple(inventory.workloads),
             battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
             period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")), charge=charge,
@@ -362,6 +364,8 @@ class PolicyController:
             acting_msg = "nothing changed by this policy"
         forecast_msg = (f"p{spec.forecast.confidence * 100:g} upper bound {view.forecast_peak_w:.0f} W over "
                         f"{spec.forecast.horizon_seconds} s" if view.forecast_peak_w is not None else "no forecast")
+        if view.battery_peak_w is not None and view.forecast_peak_w is not None:
+            forecast_msg += f" ({view.battery_peak_w:.0f} W up to the next period, which the battery plans against)"
         if view.mode == "reactive":
             forecast_msg = f"reactive control: {view.reason}"
             if mem.reasons.get("reactive") != view.reason:

@@ -8,7 +8,9 @@ is needed by more than one step (one replica, one Job, never a fraction of a bat
 workload rungs may plan against a lower forecast than the battery (``workload_peak_w``, e.g. the
 median): the battery answers within its response time and covers the rest of the bound, whereas a
 replica drains and a checkpoint takes minutes, so shedding work on every upper-bound false alarm
-costs GPU-hours for nothing. When the grid peak falls below ``trigger x (1 - hysteresis)`` it
+costs GPU-hours for nothing. The battery's setpoint may also look less far ahead
+(``battery_peak_w``, the bound up to the next period, when it is set again) while its headroom
+counts against the whole bound. When the grid peak falls below ``trigger x (1 - hysteresis)`` it
 *restores*: the ladder backwards, highest priority first, and never more watts than the ramp
 allows since the last change. In between the workloads hold and the battery comes down to what
 the forecast needs. Protected objects, objects another policy changed, objects in cooldown and
@@ -117,6 +119,7 @@ class PlanInput:
     ramp_since: float | None = None
     charge: ChargeRule | None = None
     workload_peak_w: float | None = None  # what scaleDown and suspend plan against (None: expected_peak_w)
+    battery_peak_w: float | None = None   # what the battery's setpoint plans against (None: expected_peak_w)
 
 
 @dataclass(frozen=True)
@@ -227,20 +230,22 @@ def plan(inp: PlanInput) -> Plan:
         battery = replace(battery, setpoint_w=0.0)
 
     threshold = inp.trigger_w * (1.0 - inp.limits.hysteresis)
+    # The battery is set again next period: its setpoint follows the bound up to then, never above the whole one.
+    near_offset = 0.0 if inp.battery_peak_w is None else max(0.0, inp.expected_peak_w - inp.battery_peak_w)
     if need > 0:
         # The workload rungs see the shortfall of their own forecast; never more than the battery's.
         workload_need = need if inp.workload_peak_w is None else min(
             need, need - (inp.expected_peak_w - inp.workload_peak_w))
-        uncovered = _shave(inp, battery, need, workload_need, budget)
+        uncovered = _shave(inp, battery, need, workload_need, near_offset, budget)
         if uncovered > 0:
             notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
         return Plan("shave", grid_peak, need, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
     if grid_peak < threshold:
-        allowance = _restore(inp, battery, threshold - inp.expected_peak_w, threshold - grid_peak, budget)
+        allowance = _restore(inp, battery, threshold - inp.expected_peak_w, threshold - grid_peak + near_offset, budget)
         _charge(inp, battery, threshold, budget, notes)
         return Plan("restore", grid_peak, need, tuple(budget.actions), restore_allowance_w=allowance,
                     notes=tuple(notes))
-    _trim(inp, battery, -need, budget)
+    _trim(inp, battery, near_offset - need, budget)
     _charge(inp, battery, threshold, budget, notes)
     return Plan("hold", grid_peak, need, tuple(budget.actions), notes=tuple(notes))
 
@@ -265,12 +270,14 @@ def _lower_discharge(battery: BatteryState, delta: float, why: str) -> Action:
 
 
 def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workload_shortfall: float,
-           budget: _Budget) -> float:
+           near_offset: float, budget: _Budget) -> float:
     """Walk the ladder until the shortfall is covered: the battery against ``shortfall`` (the
     bound), the workload rungs against ``workload_shortfall``. Returns what stays uncovered of the
-    bound. Checkpoints already asked for count on the suspend rung: a confirmed one (or one past
-    its deadline with onTimeout=suspend) is suspended while it is still needed; one in flight
-    counts as on its way, so no second job is asked for the same watts."""
+    bound. The battery's setpoint follows the bound up to the next period (``near_offset`` watts
+    below the whole one), but its headroom counts against the whole bound: it is re-armed within a
+    period when the later peak comes. Checkpoints already asked for count on the suspend rung: a
+    confirmed one (or one past its deadline with onTimeout=suspend) is suspended while it is still
+    needed; one in flight counts as on its way, so no second job is asked for the same watts."""
     why = f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}"
     covered = 0.0
     for rung in inp.ladder:
@@ -280,11 +287,14 @@ def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workl
             # A running charge was already stopped before the ladder (see plan); the cap outranks the
             # dwell, so the discharge follows in the same period.
             headroom = battery_available_w(battery, inp.limits, inp.horizon_s, inp.period_s) - discharging_now(battery)
-            if shortfall - covered > 1e-6 and headroom > 1e-6:
-                delta = min(shortfall - covered, headroom)
+            near = shortfall - near_offset - covered
+            if near > 1e-6 and headroom > 1e-6:
+                delta = min(near, headroom)
                 budget.add(Action("battery", "discharge", battery.key, delta, f"{why}; discharge {_kw(delta)} more",
                                   setpoint_w=battery.setpoint_w + delta))
-                covered += delta
+            elif near < 0 and covered <= 0:
+                _trim(inp, battery, -near, budget)
+            covered += max(0.0, min(shortfall - covered, headroom))
         elif rung == "scaleDown":
             candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
                           and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]

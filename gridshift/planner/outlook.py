@@ -28,6 +28,7 @@ class Outlook:
     predictions: tuple[tuple[float, float], ...] = ()  # (time the forecast is for, p50 watts)
     bounds: tuple[tuple[float, int, float], ...] = ()  # (time, horizon index, upper bound watts) as issued
     workload_peak_w: float | None = None  # the peak at the workload rungs' level (None: expected_peak_w)
+    battery_peak_w: float | None = None   # the bound up to the battery's horizon (None: expected_peak_w)
 
 
 def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
@@ -40,14 +41,17 @@ def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
 def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, *, horizon_s: float,
             confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "",
             ceiling_w: float | None = None, tracker: BoundTracker | None = None,
-            workload_confidence: float | None = None) -> Outlook:
+            workload_confidence: float | None = None, battery_horizon_s: float | None = None) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
     or an untrusted forecast all fall back to reactive control on the measured load. ``ceiling_w`` is
     the most the governed hardware can draw; no forecast is allowed above it. ``tracker`` moves the
     bound at ``confidence`` by its online margins (feed it ``Outlook.bounds`` and, later, the
     measured load). A ``confidence`` of 0.5 plans against the median forecast. ``workload_confidence``
     is the level the workload rungs plan against (``Outlook.workload_peak_w``, the offline-calibrated
-    level, 0.5 the median); None: the same as the battery."""
+    level, 0.5 the median); None: the same as the battery. ``battery_horizon_s`` is how far the battery's
+    bound looks (``Outlook.battery_peak_w``): the battery is set again every period, so it needs the
+    bound only up to the next one; the workload rungs, which take minutes to undo, see the whole
+    horizon. None: the whole horizon."""
     load = float(values[-1])
     if isinstance(model, Persistence):
         return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
@@ -79,12 +83,18 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     risk = crossing_risk(levels, cap_w)
     if not forecast_trusted:
         return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions, bounds)
+    battery_peak = None
+    if battery_horizon_s is not None and battery_horizon_s < horizon_s:
+        near = horizons <= battery_horizon_s + 1e-9
+        if not near.any():
+            near[0] = True
+        battery_peak = max(load, float(upper[near].max()))
     workload_peak = None
     if workload_confidence is not None and workload_confidence < confidence:
         level = fc.upper_at(workload_confidence)[0] if workload_confidence > 0.5 else p50
         workload_peak = max(load, float(level[use].max()))
     return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions, bounds,
-                   workload_peak)
+                   workload_peak, battery_peak)
 
 
 def bound_tracker(model: Forecaster | Persistence, confidence: float,

@@ -276,7 +276,9 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             out.extend(shed.actions)
         return tuple(out)
     if strategy == "oracle":
-        expected, workload_peak = float(cluster.fork().advance(setup.horizon_s + 1).max()), None
+        ahead = cluster.fork().advance(setup.horizon_s + 1)
+        expected, workload_peak = float(ahead.max()), None
+        battery_peak = float(ahead[:setup.period_s + 1].max()) if setup.period_s < setup.horizon_s else None
     else:
         window = ctx.forecaster.meta.window if isinstance(ctx.forecaster, Forecaster) else 1
         if ctx.tracker is not None:
@@ -284,10 +286,11 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             ctx.tracker.settle(now - np.arange(len(recent))[::-1], recent)
         view = outlook(ctx.forecaster, history[-window:], now, horizon_s=setup.horizon_s,
                        confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
-                       workload_confidence=setup.workload_confidence)
+                       workload_confidence=setup.workload_confidence,
+                       battery_horizon_s=setup.period_s)
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
-        expected, workload_peak = view.expected_peak_w, view.workload_peak_w
+        expected, workload_peak, battery_peak = view.expected_peak_w, view.workload_peak_w, view.battery_peak_w
     charge = None
     if setup.recharge and battery is not None:
         target = setup.charge_target_fraction
@@ -299,5 +302,6 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
                             recent_peak_w=recent_peak(history, 1.0, setup.horizon_s))
     decided = plan(PlanInput("sim", now, setup.trigger_w, expected, setup.ladder, workloads=cluster.workloads(),
                              battery=battery, limits=limits, horizon_s=setup.horizon_s, period_s=setup.period_s,
-                             ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak))
+                             ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak,
+                             battery_peak_w=battery_peak))
     return decided.actions
