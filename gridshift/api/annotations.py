@@ -7,6 +7,8 @@ PROTECTED = "gridshift.io/protected"                 # label or annotation "true
 PRIORITY = "gridshift.io/priority"                   # integer; overrides the PriorityClass value
 MIN_REPLICAS = "gridshift.io/min-replicas"           # floor for scale-down; overrides an HPA's minReplicas
 WATTS_PER_REPLICA = "gridshift.io/watts-per-replica"  # used until pod-level power is measured
+MIGRATABLE = "gridshift.io/migratable"               # label "true" on a Job: it may move to another site
+CHECKPOINT_BYTES = "gridshift.io/checkpoint-bytes"   # on a Job: its checkpoint size; none declared, no move
 
 # Written by gridshift on what it changed, so that any operator process can restore it.
 MANAGED_BY = "gridshift.io/managed-by"               # the PowerPolicy that changed the object
@@ -15,6 +17,7 @@ LAST_ACTION = "gridshift.io/last-action-at"          # RFC 3339; cooldown starts
 CHECKPOINT_REQUESTED = "gridshift.io/checkpoint-requested"  # RFC 3339; the handshake's question
 LAST_CHARGE = "gridshift.io/last-charge-at"          # RFC 3339, on an EnergyStorage; the dwell starts here
 LAST_DISCHARGE = "gridshift.io/last-discharge-at"    # RFC 3339, on an EnergyStorage
+MIGRATION = "gridshift.io/migration"                 # JSON on a Job: a move's destination, phase and steps
 
 # Written by the job or its checkpoint sidecar.
 CHECKPOINT_COMPLETED = "gridshift.io/checkpoint-completed"  # any non-empty value: checkpoint is safe

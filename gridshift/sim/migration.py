@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridshift.planner.feasibility import Move, assess
+from gridshift.planner.migration import SiteNow, choose_destination
 
 STRATEGIES = ("stay", "chase", "feasible")
 
@@ -116,11 +116,11 @@ def simulate(scn: Scenario, strategy: str) -> Outcome:
             surplus = [s.surplus_w[hour] for s in scn.sites]
             if strategy != "stay" and hour != decided_hour and surplus[site] < job.power_w:
                 decided_hour = hour
-                dest = int(np.argmax(surplus))
-                if dest != site and surplus[dest] >= job.power_w:
-                    window = forecast_window_hours(scn.sites[dest].surplus_w, hour, job.power_w) * 3600.0
-                    verdict = assess(Move(job.checkpoint_bytes, float(scn.bandwidth_bps[site, dest]),
-                                          max(window, 1.0), scn.margin, job_power_w=job.power_w))
+                options = [SiteNow(str(k), surplus[k], forecast_window_hours(s.surplus_w, hour, job.power_w) * 3600.0,
+                                   float(scn.bandwidth_bps[site, k])) for k, s in enumerate(scn.sites)]
+                decision = choose_destination(job.power_w, job.checkpoint_bytes, str(site), options, scn.margin)
+                if decision.site is not None and decision.verdict is not None:
+                    dest, verdict = int(decision.site), decision.verdict
                     if strategy == "chase" or verdict.feasible:
                         out.moves += 1
                         out.nonrenewable_kwh += verdict.move_energy_j / 3.6e6
