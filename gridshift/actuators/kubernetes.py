@@ -44,6 +44,14 @@ def parse_rfc3339(text: str | None) -> float | None:
         return None
 
 
+def managed_elsewhere(annotations: dict | None, policy: str) -> str | None:
+    """Why ``policy`` may not write an object carrying ``annotations`` (another policy manages it), or None."""
+    owner = (annotations or {}).get(ann.MANAGED_BY)
+    if owner not in (None, policy):
+        return f"already managed by PowerPolicy {owner}"
+    return None
+
+
 class KubernetesActuator:
     """Writes one policy's actions; ``dry_run`` reports them only."""
 
@@ -88,10 +96,7 @@ class KubernetesActuator:
 
     def _claim(self, meta: Any) -> str | None:
         """The reason this policy may not write the object, or None."""
-        owner = (meta.annotations or {}).get(ann.MANAGED_BY)
-        if owner not in (None, self.policy):
-            return f"already managed by PowerPolicy {owner}"
-        return None
+        return managed_elsewhere(meta.annotations, self.policy)
 
     def _read(self, kind: str, namespace: str, name: str) -> Any:
         if kind == "Deployment":
@@ -172,9 +177,8 @@ class KubernetesActuator:
     def _battery(self, action: Action, name: str, now: float) -> Outcome:
         assert action.setpoint_w is not None
         obj = self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", name)
-        owner = obj["metadata"].get("annotations", {}).get(ann.MANAGED_BY)
-        if owner not in (None, self.policy):
-            return Outcome(action, False, f"{action.target}: already managed by PowerPolicy {owner}")
+        if (why := managed_elsewhere(obj["metadata"].get("annotations"), self.policy)) is not None:
+            return Outcome(action, False, f"{action.target}: {why}")
         stamp = rfc3339(now)
         notes: dict[str, str | None] = (dict.fromkeys((ann.MANAGED_BY, ann.LAST_ACTION)) if action.setpoint_w == 0
                                         else {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: stamp})

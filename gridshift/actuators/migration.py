@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import parse_rfc3339, rfc3339
+from gridshift.actuators.kubernetes import managed_elsewhere, parse_rfc3339, rfc3339
 from gridshift.api import annotations as ann
 
 IN_FLIGHT = ("Checkpointing", "Suspending", "Resuming")
@@ -81,16 +81,16 @@ class JobMigrator:
             refusal = f"not labelled {ann.MIGRATABLE}=true"
         elif checkpoint_bytes(job) is None:
             refusal = f"declares no {ann.CHECKPOINT_BYTES}"
-        elif labels.get(ann.PROTECTED) == "true" or notes.get(ann.PROTECTED) == "true":
+        elif ann.is_protected(labels, notes):
             refusal = "protected"
-        elif notes.get(ann.MANAGED_BY) not in (None, self.policy):
-            refusal = f"already managed by PowerPolicy {notes[ann.MANAGED_BY]}"
+        elif (claimed := managed_elsewhere(notes, self.policy)) is not None:
+            refusal = claimed
         elif record is not None and record.get("phase") in IN_FLIGHT:
             refusal = f"already moving to {record.get('to')} ({record.get('phase')})"
         elif job.spec.suspend:
             refusal = "suspended"
         if refusal is not None:
-            return StepOutcome(record.get("phase", "") if record else "", False, f"Job/{namespace}/{name}: {refusal}")
+            return StepOutcome(_phase(record), False, f"Job/{namespace}/{name}: {refusal}")
         stamp = rfc3339(now)
         record = {"to": site, "selector": selector, "phase": "Checkpointing", "reason": why, "startedAt": stamp,
                   "steps": [["Checkpointing", stamp]]}
@@ -107,7 +107,7 @@ class JobMigrator:
         record = migration_record(job)
         key = f"Job/{namespace}/{name}"
         if record is None or record.get("phase") not in IN_FLIGHT:
-            return StepOutcome(record.get("phase", "") if record else "", False, f"{key}: no move in flight")
+            return StepOutcome(_phase(record), False, f"{key}: no move in flight")
         notes = job.metadata.annotations or {}
         phase = record["phase"]
         if phase == "Checkpointing":
@@ -143,7 +143,7 @@ class JobMigrator:
         record = migration_record(job)
         key = f"Job/{namespace}/{name}"
         if record is None or record.get("phase") not in IN_FLIGHT:
-            return StepOutcome(record.get("phase", "") if record else "", False, f"{key}: no move to roll back")
+            return StepOutcome(_phase(record), False, f"{key}: no move to roll back")
         original = record.get("original")
         if original is not None:
             spec = job.spec.template.spec
@@ -190,6 +190,10 @@ class JobMigrator:
                   "steps": [*record.get("steps", []), ["Resuming", stamp]]}
         ops.append({"op": "add", "path": _RECORD_PATH, "value": json.dumps(record)})
         self.batch.patch_namespaced_job(job.metadata.name, job.metadata.namespace, ops)
+
+
+def _phase(record: dict | None) -> str:
+    return record.get("phase", "") if record else ""
 
 
 def _set_or_remove(path: str, current: Any, value: Any) -> list[dict]:

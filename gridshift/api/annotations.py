@@ -27,4 +27,9 @@ POWER_TRACE = "gridshift.io/power-trace"
 POWER_TRACE_OFFSET = "gridshift.io/power-trace-offset-seconds"  # where in the trace the replay starts
 WATTS_PER_GPU = "gridshift.io/watts-per-gpu"
 
+def is_protected(labels: dict | None, annotations: dict | None) -> bool:
+    """Whether an object is PROTECTED, by label or annotation; "true" in any case."""
+    return any((notes or {}).get(PROTECTED, "").strip().lower() == "true" for notes in (labels, annotations))
+
+
 GRIDSHIFT_WRITES = (MANAGED_BY, ORIGINAL_REPLICAS, LAST_ACTION, CHECKPOINT_REQUESTED)

@@ -31,10 +31,6 @@ def selector_string(sel: LabelSelector) -> str:
     return ",".join(parts)
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() == "true"
-
-
 def _int(value: str | None, default: int | None = None) -> int | None:
     try:
         return int(value) if value is not None else default
@@ -145,7 +141,7 @@ class InventoryReader:
             workloads.append(Workload(
                 kind=kind, namespace=meta["namespace"], name=meta["name"], replicas=replicas, watts_per_replica=wpr,
                 priority=priority, floor=floor,
-                protected=_truthy(labels.get(ann.PROTECTED)) or _truthy(notes.get(ann.PROTECTED)),
+                protected=ann.is_protected(labels, notes),
                 suspended=bool(kind == "Job" and body.get("suspend")), managed_by=owner,
                 original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
                 last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),

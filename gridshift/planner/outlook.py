@@ -64,9 +64,7 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
         fc = replace(fc, p50=np.minimum(fc.p50, ceiling_w),
                      upper=None if fc.upper is None else np.minimum(fc.upper, ceiling_w))
     horizons = np.asarray(fc.horizons_s)
-    use = horizons <= horizon_s + 1e-9
-    if not use.any():
-        use[0] = True
+    use = _up_to(horizons, horizon_s)
     p50 = fc.p50[0]
     predictions = tuple((newest_time + float(h), float(v)) for h, v in zip(horizons, p50, strict=True))
     median_peak = float(p50[use].max())
@@ -85,16 +83,21 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
         return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions, bounds)
     battery_peak = None
     if battery_horizon_s is not None and battery_horizon_s < horizon_s:
-        near = horizons <= battery_horizon_s + 1e-9
-        if not near.any():
-            near[0] = True
-        battery_peak = max(load, float(upper[near].max()))
+        battery_peak = max(load, float(upper[_up_to(horizons, battery_horizon_s)].max()))
     workload_peak = None
     if workload_confidence is not None and workload_confidence < confidence:
         level = fc.upper_at(workload_confidence)[0] if workload_confidence > 0.5 else p50
         workload_peak = max(load, float(level[use].max()))
     return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions, bounds,
                    workload_peak, battery_peak)
+
+
+def _up_to(horizons: np.ndarray, span_s: float) -> np.ndarray:
+    """Which model horizons lie within ``span_s`` (the first one when none is that short)."""
+    use = horizons <= span_s + 1e-9
+    if not use.any():
+        use[0] = True
+    return use
 
 
 def bound_tracker(model: Forecaster | Persistence, confidence: float,
