@@ -69,10 +69,22 @@ class JobMigrator:
         self.policy = policy
         self.batch = client.BatchV1Api(api)
 
-    def start(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str) -> StepOutcome:
+    def start(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str,
+              attempts: int = 3) -> StepOutcome:
         """Ask the Job to checkpoint for a move to ``site`` (nodes matching ``selector``, a
         LabelSelector as a dict). Refused for a Job that is not migratable, declares no checkpoint
-        size, is protected, belongs to another policy or is already moving."""
+        size, is protected, belongs to another policy or is already moving. The write carries the
+        resourceVersion read, so a concurrent writer makes it fail; a conflict (the Job controller
+        updating its status, say) is retried from a fresh read, where every check runs again."""
+        for _ in range(attempts - 1):
+            try:
+                return self._start_once(namespace, name, site, selector, now, why)
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+        return self._start_once(namespace, name, site, selector, now, why)
+
+    def _start_once(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str) -> StepOutcome:
         job = self.batch.read_namespaced_job(name, namespace)
         labels, notes = job.metadata.labels or {}, job.metadata.annotations or {}
         record = migration_record(job)
