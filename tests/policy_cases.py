@@ -67,6 +67,12 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
             {"name": "b", "bandwidthBitsPerSecond": 1e10}, {"name": "b", "bandwidthBitsPerSecond": 1e9}]}),
         "spec.migration.sites",
     ),
+    (
+        "site-without-nodes",
+        _with("migration", {"enabled": True, "sites": [{"name": "b", "bandwidthBitsPerSecond": 1e10}]}),
+        "spec.migration.sites[0].nodeSelector",
+    ),
+    ("migration-step-too-short", _with("migration.stepSeconds", 1), "spec.migration.stepSeconds"),
 ]
 
 VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
@@ -77,8 +83,11 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
         "migration",
         _with(
             "migration",
-            {"enabled": True, "marginFraction": 0.3, "sites": [{"name": "site-b", "bandwidthBitsPerSecond": 1e10,
-                                                                "nodeSelector": {"matchLabels": {"s": "b"}}}]},
+            {"enabled": True, "marginFraction": 0.3, "stepSeconds": 900, "sites": [
+                {"name": "site-a", "bandwidthBitsPerSecond": 1e10, "nodeSelector": {"matchLabels": {"s": "a"}}},
+                {"name": "site-b", "bandwidthBitsPerSecond": 1e10, "budgetWatts": 2e6,
+                 "renewableQuery": 'sum(site_renewable_power_watts{site="b"})',
+                 "nodeSelector": {"matchExpressions": [{"key": "s", "operator": "In", "values": ["b"]}]}}]},
             _with("workloads.ladder", ["battery", "scaleDown", "suspend", "migrate"]),
         ),
     ),

@@ -28,7 +28,7 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import managed_elsewhere, parse_rfc3339, rfc3339
 from gridshift.api import annotations as ann
 
-IN_FLIGHT = ("Checkpointing", "Suspending", "Resuming")
+IN_FLIGHT = ann.MIGRATION_IN_FLIGHT
 _RECORD_PATH = "/metadata/annotations/" + ann.MIGRATION.replace("~", "~0").replace("/", "~1")
 
 
@@ -41,24 +41,7 @@ class StepOutcome:
 
 def migration_record(job: Any) -> dict | None:
     """The move recorded on ``job`` (a V1Job), or None."""
-    text = (job.metadata.annotations or {}).get(ann.MIGRATION)
-    if not text:
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def checkpoint_bytes(job: Any) -> float | None:
-    """The Job's declared checkpoint size, or None when it declares none (or not a number)."""
-    text = (job.metadata.annotations or {}).get(ann.CHECKPOINT_BYTES)
-    try:
-        size = float(text) if text else None
-    except ValueError:
-        return None
-    return size if size is not None and size > 0 else None
+    return ann.migration_record(job.metadata.annotations)
 
 
 class JobMigrator:
@@ -91,7 +74,7 @@ class JobMigrator:
         refusal = None
         if labels.get(ann.MIGRATABLE) != "true":
             refusal = f"not labelled {ann.MIGRATABLE}=true"
-        elif checkpoint_bytes(job) is None:
+        elif ann.checkpoint_bytes(notes) is None:
             refusal = f"declares no {ann.CHECKPOINT_BYTES}"
         elif ann.is_protected(labels, notes):
             refusal = "protected"
@@ -101,6 +84,8 @@ class JobMigrator:
             refusal = f"already moving to {record.get('to')} ({record.get('phase')})"
         elif job.spec.suspend:
             refusal = "suspended"
+        elif notes.get(ann.CHECKPOINT_REQUESTED):
+            refusal = "its checkpoint for the peak ladder is in progress"
         if refusal is not None:
             return StepOutcome(_phase(record), False, f"Job/{namespace}/{name}: {refusal}")
         stamp = rfc3339(now)

@@ -2,6 +2,9 @@
 admins set the first group, gridshift records its changes with the second, and a job (or its
 checkpoint sidecar) answers the handshake with the third."""
 
+import json
+import math
+
 # Set by admins on Deployments, StatefulSets and Jobs.
 PROTECTED = "gridshift.io/protected"                 # label or annotation "true": never touched
 PRIORITY = "gridshift.io/priority"                   # integer; overrides the PriorityClass value
@@ -27,9 +30,34 @@ POWER_TRACE = "gridshift.io/power-trace"
 POWER_TRACE_OFFSET = "gridshift.io/power-trace-offset-seconds"  # where in the trace the replay starts
 WATTS_PER_GPU = "gridshift.io/watts-per-gpu"
 
+MIGRATION_IN_FLIGHT = ("Checkpointing", "Suspending", "Resuming")  # phases of a move not yet finished
+
+
 def is_protected(labels: dict | None, annotations: dict | None) -> bool:
     """Whether an object is PROTECTED, by label or annotation; "true" in any case."""
     return any((notes or {}).get(PROTECTED, "").strip().lower() == "true" for notes in (labels, annotations))
+
+
+def migration_record(annotations: dict | None) -> dict | None:
+    """The move recorded in MIGRATION, or None (none recorded, or not a JSON object)."""
+    text = (annotations or {}).get(MIGRATION)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def checkpoint_bytes(annotations: dict | None) -> float | None:
+    """The declared CHECKPOINT_BYTES, or None when none is declared (or it is not a positive number)."""
+    text = (annotations or {}).get(CHECKPOINT_BYTES)
+    try:
+        size = float(text) if text else None
+    except ValueError:
+        return None
+    return size if size is not None and math.isfinite(size) and size > 0 else None
 
 
 GRIDSHIFT_WRITES = (MANAGED_BY, ORIGINAL_REPLICAS, LAST_ACTION, CHECKPOINT_REQUESTED)

@@ -6,9 +6,6 @@ and the CEL rules in ``x-kubernetes-validations``), and the operator validates e
 reads with the same models. Cross-field rules are written twice on purpose, once as CEL for the
 API server and once as a pydantic validator for the operator; ``tests/test_api_schema.py``
 proves both accept and reject the same documents.
-
-Fields marked "(implemented by a later release)" are accepted and validated now so that
-policies written today keep working; the operator reports them as not yet active.
 """
 
 from __future__ import annotations
@@ -343,7 +340,8 @@ class Workloads(ApiModel):
         max_length=4,
         description=(
             "Response ladder, cheapest first: battery, scaleDown, suspend, migrate. Each rung at most once. "
-            "Restore runs it backwards. The battery rung is skipped (and reported) when spec.storage is unset."
+            "Restore runs it backwards. The battery rung is skipped (and reported) when spec.storage is unset. "
+            "migrate needs spec.migration.enabled; moves follow renewable surplus every period, peak or not."
         ),
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
@@ -369,35 +367,84 @@ class Workloads(ApiModel):
 
 
 class Site(ApiModel):
-    """A place a job can move to. (implemented by a later release)"""
+    """A node pool of this cluster that jobs can move to (and from) to follow renewable surplus."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.nodeSelector) && ((has(self.nodeSelector.matchLabels) && "
+                    "size(self.nodeSelector.matchLabels) > 0) || (has(self.nodeSelector.matchExpressions) && "
+                    "size(self.nodeSelector.matchExpressions) > 0))",
+                    "a site needs a non-empty nodeSelector",
+                    ".nodeSelector",
+                )
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=63, pattern=_NAME_PATTERN, description="Unique site name.")
     node_selector: LabelSelector = Field(
-        default_factory=LabelSelector, description="Nodes of this cluster that form the site."
+        default_factory=LabelSelector,
+        description="Nodes of this cluster that form the site (not empty). A move points a Job's pods at them.",
     )
     bandwidth_bits_per_second: float = Field(
-        gt=0, le=1e13, description="WAN bandwidth from here to the site, in bits per second."
+        gt=0, le=1e13, description="WAN bandwidth from the other sites to this one, in bits per second."
     )
     renewable_query: str | None = Field(
-        default=None, max_length=4096, description="PromQL for the site's renewable supply in watts."
+        default=None,
+        max_length=4096,
+        description=(
+            "PromQL for the site's renewable supply in watts (one series). Its surplus is this supply less the "
+            "site's measured load (the policy's power query over the site's nodes). A site without a query has "
+            "no surplus: jobs leave it for greener sites but never move to it."
+        ),
     )
-    budget_watts: float | None = Field(default=None, gt=0, description="The site's own power cap.")
+    budget_watts: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e10,
+        description="The site's own power cap: a move there must leave the site's load plus the job's power under it.",
+    )
+
+    @model_validator(mode="after")
+    def _has_nodes(self) -> Site:
+        if not (self.node_selector.match_labels or self.node_selector.match_expressions):
+            raise ValueError("nodeSelector: a site needs a non-empty nodeSelector")
+        return self
 
 
 class Migration(ApiModel):
-    """Moving checkpointed jobs to sites with surplus renewable power. (implemented by a later release)"""
+    """Following renewable surplus: checkpointed Jobs move to the site whose renewable supply covers
+    them, when the feasibility model says the move finishes inside the site's window."""
 
-    enabled: bool = Field(default=False, description="Allow the migrate rung.")
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Move Jobs labelled gridshift.io/migratable=true with a declared gridshift.io/checkpoint-bytes "
+            "between spec.migration.sites, one move started per period."
+        ),
+    )
     margin_fraction: float = Field(
         default=0.2,
         ge=0,
         lt=1,
         description="A move must finish within (1 - margin) of the remaining renewable window.",
     )
+    step_seconds: int = Field(
+        default=3600,
+        ge=10,
+        le=86400,
+        description=(
+            "Resolution at which renewable windows are judged. A window open now is forecast to last at least "
+            "one step, or as long as the same window lasted from this time yesterday (read from Prometheus); "
+            "a Job that moved stays at least one step."
+        ),
+    )
     sites: list[Site] = Field(
         default_factory=list,
         max_length=32,
-        description="Candidate destination sites.",
+        description="The sites Jobs move between; a Job running outside every site's nodes is left where it is.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
@@ -493,6 +540,38 @@ class ActionRecord(ApiModel):
     dry_run: bool = Field(default=False, description="True when the action was only reported.")
 
 
+class SiteStatus(ApiModel):
+    """One migration site as the operator last read it."""
+
+    name: str = Field(max_length=63, description="The site's name in spec.migration.sites.")
+    nodes: int = Field(ge=0, description="Nodes matching the site's selector.")
+    renewable_watts: float | None = Field(default=None, description="Latest renewable supply; unset when unread.")
+    load_watts: float | None = Field(default=None, description="Latest measured power of the site's nodes.")
+    surplus_watts: float | None = Field(
+        default=None, description="Renewable supply less load (capped by the site's budget); unset when unknown."
+    )
+    window_seconds: float | None = Field(
+        default=None, ge=0, description="Forecast time the current surplus lasts; 0 when there is none."
+    )
+    message: str = Field(default="", max_length=1024, description="Why a value is missing, if one is.")
+
+
+class MigrationStatus(ApiModel):
+    """The latest migration decision for one migratable Job."""
+
+    job: str = Field(max_length=512, description="Job/namespace/name.")
+    site: str | None = Field(default=None, max_length=63, description="The site it runs on now, if any.")
+    destination: str | None = Field(default=None, max_length=63, description="The site judged or moved to.")
+    phase: Literal["Stays", "WouldMove", "Checkpointing", "Suspending", "Resuming", "Moved", "RolledBack"] = Field(
+        description="Stays (not moving; see reason), WouldMove (dry-run), or the step of its move."
+    )
+    binding: Literal["time", "energy"] | None = Field(
+        default=None, description="The feasibility constraint with the least slack, when a move was judged."
+    )
+    reason: str = Field(max_length=1024, description="The decision with its numbers.")
+    time: str = Field(description="When it was decided (RFC 3339).")
+
+
 class PowerPolicyStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -539,6 +618,12 @@ class PowerPolicyStatus(ApiModel):
     )
     tariff_period: Literal["Peak", "OffPeak"] | None = Field(
         default=None, description="Where spec.tariff stood at the last period; the battery recharges only OffPeak."
+    )
+    sites: list[SiteStatus] = Field(
+        default_factory=list, max_length=32, description="Renewable supply, load, surplus and window per site."
+    )
+    migrations: list[MigrationStatus] = Field(
+        default_factory=list, max_length=50, description="The latest migration decision per migratable Job."
     )
 
 

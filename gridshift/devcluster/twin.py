@@ -8,6 +8,9 @@ Each running pod's GPUs replay a real trace named by the pod annotation ``gridsh
 ``gridshift.io/watts-per-gpu``; unassigned GPUs draw ``idle_w``. Series carry DCGM exporter's
 labels: ``gpu``, ``UUID``, ``Hostname``, and ``namespace``/``pod``/``container`` of the pod using it.
 
+It also plays the renewable plant of each migration site: ``renewables[site]`` watts, served as
+``site_renewable_power_watts{site=...}`` (what an inverter or plant exporter would report).
+
 Every second the battery controller integrates the ``spec.setpointWatts`` of each EnergyStorage with
 ``driver: kubernetes`` (within its ratings and an empty or full battery) into ``status.socFraction``
 and reports ``status.powerWatts``, like a site controller would. Batteries with ``driver: modbus``
@@ -48,6 +51,7 @@ class Twin(Collector):
         self.stop_event = threading.Event()
         self.server: Any = None
         self.last: dict[str, float] = {}
+        self.renewables: dict[str, float] = {}  # site -> renewable supply (W)
 
     # -- GPU power ----------------------------------------------------------------------------------------------------
 
@@ -106,6 +110,10 @@ class Twin(Collector):
                     watts = self.idle_w
                 family.add_metric(labels, watts)
         yield family
+        plants = GaugeMetricFamily("site_renewable_power_watts", "Renewable supply of a site (W).", labels=["site"])
+        for site, watts in sorted(self.renewables.items()):
+            plants.add_metric([site], watts)
+        yield plants
 
     # -- battery controller -------------------------------------------------------------------------------------------
 

@@ -23,7 +23,10 @@ from gridshift.api.powerpolicy import PowerPolicySpec
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
+from gridshift.operator.events import Event, object_ref
 from gridshift.operator.inventory import Inventory, InventoryReader
+from gridshift.operator.migrating import MigrationStep
+from gridshift.operator.queries import power_query
 from gridshift.planner import PlanInput, Workload, plan
 from gridshift.planner.charging import PeakEnergyTracker, recent_peak
 from gridshift.planner.ladder import Plan, reserve_limit
@@ -32,18 +35,9 @@ from gridshift.planner.policy import charge_rule, plan_limits, workload_confiden
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
 RECENT_ACTIONS = 20
-SOURCE_QUERY = {"dcgm": "gpu_power", "kepler": "node_power", "pdu": "pdu_power"}
 EVENT_REASONS = {"discharge": "BatteryDischarge", "charge": "BatteryCharge", "idle": "BatteryIdle",
                  "scaleDown": "ScaleDown", "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested",
                  "suspend": "Suspend", "resume": "Resume"}
-
-
-@dataclass
-class Event:
-    type: str
-    reason: str
-    message: str
-    target: dict[str, Any] | None = None  # another object to post the Event on, besides the policy
 
 
 @dataclass
@@ -63,6 +57,7 @@ class _Memory:
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
     reasons: dict[str, str] = field(default_factory=dict)
+    said: dict[str, str] = field(default_factory=dict)  # per migratable Job, the last decision an Event reported
 
 
 def condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
@@ -77,15 +72,6 @@ def condition(previous: list[dict], type_: str, status: str, reason: str, messag
     return cond
 
 
-def _ref(target: str) -> dict[str, Any]:
-    kind, _, rest = target.partition("/")
-    if kind == "EnergyStorage":
-        return {"apiVersion": "gridshift.io/v1alpha1", "kind": kind, "metadata": {"name": rest}}
-    namespace, _, name = rest.partition("/")
-    api_version = "batch/v1" if kind == "Job" else "apps/v1"
-    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
-
-
 def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] | None]:
     """The Event for one action's outcome, and its status record when it was applied or reported."""
     a = out.action
@@ -93,7 +79,7 @@ def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] 
     reason = ("DryRun" if dry else EVENT_REASONS[a.verb]) if ok else "ActionSkipped"
     event = Event("Normal" if ok else "Warning", reason,
                   f"{out.message}: {a.reason} (expected {a.expected_watts:+.0f} W)",
-                  target=None if dry else _ref(a.target))
+                  target=None if dry else object_ref(a.target))
     record = {"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
               "expectedWatts": round(a.expected_watts, 1), "dryRun": dry} if ok else None
     return event, record
@@ -154,6 +140,7 @@ class PolicyController:
         self.force_dry_run = force_dry_run
         self.inventory = InventoryReader(api)
         self.models = ModelCache(api)
+        self.migration = MigrationStep(api, self.inventory)
         self.memory: dict[str, _Memory] = {}
         self.readers: dict[str, PrometheusReader] = {}
 
@@ -230,7 +217,7 @@ class PolicyController:
             return self._degraded(name, spec, status, generation, now, mem, "NoPrometheus",
                                   "spec.telemetry.prometheusUrl is unset and the operator has no --prometheus-url")
         try:
-            nodes = self.inventory.nodes(spec)
+            nodes = self.inventory.nodes(spec.scope.node_selector)
         except client.ApiException as exc:
             return self._degraded(name, spec, status, generation, now, mem, "InventoryFailed",
                                   f"listing nodes failed: {exc.status} {exc.reason}")
@@ -238,7 +225,7 @@ class PolicyController:
         step = model.meta.step_s if isinstance(model, Forecaster) else spec.telemetry.step_seconds
         window = model.meta.window if isinstance(model, Forecaster) else 120
         matcher = node_matcher(spec.telemetry.node_label, list(nodes))
-        query = getattr(spec.telemetry.queries, SOURCE_QUERY[spec.telemetry.source]).replace("$selector", matcher)
+        query = power_query(spec, nodes)
         reader = self._reader(url)
         reading: Reading = reader.read(query, now, lookback_s=window * step + 5 * step, step_s=step,
                                        stale_after_s=spec.telemetry.stale_after_seconds)
@@ -287,6 +274,7 @@ class PolicyController:
 
         result = self._act(name, spec, status, now, inventory, view, mem)
         result.events[:0] = recovered
+        self._migrate(name, spec, status, now, inventory, reader, mem, result)
         self._explain(name, spec, status, generation, now, inventory, view, error, result, mem)
         return result
 
@@ -335,6 +323,25 @@ class PolicyController:
         would = sum(a.expected_watts for a in decided.actions if a.expected_watts > 0)
         metrics.WOULD_SHAVE.labels(name).set(would if dry else 0)
         return PeriodResult(new_status, events, decided, outcomes)
+
+    def _migrate(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
+                 reader: PrometheusReader, mem: _Memory, result: PeriodResult) -> None:
+        """Follow renewable surplus (spec.migration): status.sites and status.migrations, Events."""
+        dry = spec.safety.dry_run or self.force_dry_run
+        try:
+            moved = self.migration.run(name, spec, inventory, reader, now, dry, status.get("migrations") or [],
+                                       mem.said)
+        except client.ApiException as exc:
+            message = f"migration step failed: {exc.status} {exc.reason}"
+            inventory.notes.append(message)
+            result.events.append(Event("Warning", "MigrationFailed", message))
+            return
+        inventory.notes.extend(moved.notes)
+        result.events.extend(moved.events)
+        if spec.migration.enabled:
+            result.status.update({"sites": moved.sites, "migrations": moved.migrations})
+        else:  # turned off: clear what an earlier period reported (null removes a field in a merge patch)
+            result.status.update({key: None for key in ("sites", "migrations") if key in result.status})
 
     def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
                  inventory: Inventory, view: Outlook, error: float | None, result: PeriodResult,

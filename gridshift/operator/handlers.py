@@ -19,6 +19,7 @@ from kubernetes import client, config
 from pydantic import ValidationError
 
 from gridshift.actuators.kubernetes import KubernetesActuator
+from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.operator.control import PeriodResult, PolicyController, condition
@@ -129,14 +130,15 @@ def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: log
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
 def release(name: str, spec: kopf.Spec, logger: logging.Logger, **_: Any) -> None:
-    """Give back everything the deleted policy changed: original replicas, resumed Jobs, idle battery."""
+    """Give back everything the deleted policy changed: original replicas, resumed Jobs, moves in flight
+    rolled back, idle battery."""
     ctl = controller()
     try:
         parsed = PowerPolicySpec.model_validate(dict(spec))
     except ValidationError:
         logger.warning("spec invalid at deletion; nothing it could have changed")
         return
-    nodes = ctl.inventory.nodes(parsed)
+    nodes = ctl.inventory.nodes(parsed.scope.node_selector)
     inventory = ctl.inventory.read(name, parsed, nodes)
     actuator = KubernetesActuator(ctl.api, name, dry_run=False)
     now = time.time()
@@ -149,6 +151,10 @@ def release(name: str, spec: kopf.Spec, logger: logging.Logger, **_: Any) -> Non
             action = Action("scaleDown", "scaleUp", w.key, 0.0, "policy deleted",
                             replicas=w.original_replicas or w.replicas)
         logger.info(actuator.apply(action, now).message)
+    migrator = JobMigrator(ctl.api, name)
+    for job in inventory.movable:
+        if job.moving and job.managed_by == name:
+            logger.info(migrator.rollback(job.namespace, job.name, now, "policy deleted").message)
     battery = inventory.battery
     if battery is not None and battery.managed_by == name:
         logger.info(actuator.apply(Action("battery", "idle", battery.key, 0.0, "policy deleted", setpoint_w=0.0),

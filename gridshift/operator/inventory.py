@@ -55,6 +55,28 @@ def owner_key(pod: dict[str, Any]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class MovableJob:
+    """A Job labelled gridshift.io/migratable=true, as the migration step sees it."""
+
+    namespace: str
+    name: str
+    power_w: float
+    checkpoint_bytes: float | None
+    nodes: frozenset[str]             # nodes its running pods are on
+    record: dict | None               # its gridshift.io/migration record
+    managed_by: str | None            # the policy holding it (mid-move, or suspended by the ladder)
+    free: bool                        # running, not suspended, not protected, not held by a policy
+
+    @property
+    def key(self) -> str:
+        return f"Job/{self.namespace}/{self.name}"
+
+    @property
+    def moving(self) -> bool:
+        return self.record is not None and self.record.get("phase") in ann.MIGRATION_IN_FLIGHT
+
+
 @dataclass
 class Inventory:
     nodes: list[str]
@@ -62,6 +84,7 @@ class Inventory:
     pods: dict[str, list[str]] = field(default_factory=dict)  # workload key -> pod names on governed nodes
     battery: BatteryState | None = None
     notes: list[str] = field(default_factory=list)
+    movable: list[MovableJob] = field(default_factory=list)  # migratable Jobs, moving ones included
 
 
 class InventoryReader:
@@ -73,9 +96,9 @@ class InventoryReader:
         self.autoscaling = client.AutoscalingV2Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    def nodes(self, spec: PowerPolicySpec) -> dict[str, int]:
-        """The nodes the policy governs: name -> GPU capacity."""
-        nodes = list_items(self.core.list_node, label_selector=selector_string(spec.scope.node_selector))
+    def nodes(self, selector: LabelSelector) -> dict[str, int]:
+        """The nodes a selector picks (a policy's scope, a migration site): name -> GPU capacity."""
+        nodes = list_items(self.core.list_node, label_selector=selector_string(selector))
         return {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
                 for n in nodes}
 
@@ -88,6 +111,7 @@ class InventoryReader:
         namespaces = {n["metadata"]["name"] for n in list_items(
             self.core.list_namespace, label_selector=selector_string(spec.workloads.namespace_selector))}
         pods: dict[str, list[str]] = defaultdict(list)
+        placement: dict[str, set[str]] = defaultdict(set)
         measured: dict[str, list[float]] = defaultdict(list)
         for pod in list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running"):
             meta = pod["metadata"]
@@ -97,6 +121,7 @@ class InventoryReader:
             if key is None:
                 continue
             pods[key].append(meta["name"])
+            placement[key].add(pod["spec"]["nodeName"])
             if (meta["namespace"], meta["name"]) in pod_watts:
                 measured[key].append(pod_watts[(meta["namespace"], meta["name"])])
 
@@ -115,7 +140,7 @@ class InventoryReader:
                                                      label_selector=selector)),
             *(("Job", d) for d in list_items(self.batch.list_job_for_all_namespaces, label_selector=selector)),
         ]
-        workloads = []
+        workloads, movable = [], []
         for kind, obj in objects:
             meta, body = obj["metadata"], obj["spec"]
             key = f"{kind}/{meta['namespace']}/{meta['name']}"
@@ -138,17 +163,25 @@ class InventoryReader:
             else:
                 replicas = body.get("replicas", 1)
                 floor = _int(notes.get(ann.MIN_REPLICAS)) or hpa_floor.get(key, 0) or 0
+            protected = ann.is_protected(labels, notes)
+            if kind == "Job" and labels.get(ann.MIGRATABLE) == "true":
+                job = MovableJob(meta["namespace"], meta["name"], replicas * wpr, ann.checkpoint_bytes(notes),
+                                 frozenset(placement.get(key, ())), ann.migration_record(notes), owner,
+                                 free=(key in pods and not body.get("suspend") and not protected and owner is None))
+                movable.append(job)
+                if job.moving:
+                    continue  # the migration step owns it until the move is over: the ladder leaves it alone
             workloads.append(Workload(
                 kind=kind, namespace=meta["namespace"], name=meta["name"], replicas=replicas, watts_per_replica=wpr,
                 priority=priority, floor=floor,
-                protected=ann.is_protected(labels, notes),
+                protected=protected,
                 suspended=bool(kind == "Job" and body.get("suspend")), managed_by=owner,
                 original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
                 last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),
                 checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
                 checkpoint_completed=bool(notes.get(ann.CHECKPOINT_COMPLETED)),
             ))
-        inventory = Inventory(sorted(node_set), workloads, dict(pods))
+        inventory = Inventory(sorted(node_set), workloads, dict(pods), movable=movable)
         if spec.storage is not None:
             inventory.battery = self.battery(spec.storage.energy_storage_ref, inventory.notes)
         return inventory

@@ -35,9 +35,35 @@ LOOP_SECONDS = Histogram("gridshift_loop_duration_seconds", "Duration of one con
                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
 
 
+SITE_SURPLUS = Gauge("gridshift_site_surplus_watts",
+                     "Renewable supply less load of a migration site (NaN while unknown).", ["policy", "site"],
+                     registry=REGISTRY)
+SITE_WINDOW = Gauge("gridshift_site_window_seconds", "Forecast time a migration site's current surplus lasts.",
+                    ["policy", "site"], registry=REGISTRY)
+MIGRATIONS = Counter("gridshift_migrations_total", "Job moves by the step reached: Checkpointing (started), Moved, "
+                     "RolledBack.", ["policy", "phase"], registry=REGISTRY)
+_sites: dict[str, set[str]] = {}
+
+
+def sites(policy: str, values: dict[str, tuple[float, float]]) -> None:
+    """Set each site's (surplus W, window s); drop the series of sites no longer in the policy."""
+    for name in _sites.get(policy, set()) - set(values):
+        for metric in (SITE_SURPLUS, SITE_WINDOW):
+            with contextlib.suppress(KeyError):
+                metric.remove(policy, name)
+    _sites[policy] = set(values)
+    for name, (surplus_w, window_s) in values.items():
+        SITE_SURPLUS.labels(policy, name).set(surplus_w)
+        SITE_WINDOW.labels(policy, name).set(window_s)
+
+
 def forget(policy: str) -> None:
     """Drop a deleted policy's series."""
     for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, BOUND_COVERAGE, DEGRADED, REACTIVE,
                    WOULD_SHAVE, SHAVED):
         with contextlib.suppress(KeyError):
             metric.remove(policy)
+    for name in _sites.pop(policy, set()):
+        for metric in (SITE_SURPLUS, SITE_WINDOW):
+            with contextlib.suppress(KeyError):
+                metric.remove(policy, name)

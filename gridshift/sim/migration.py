@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridshift.planner.migration import SiteNow, choose_destination
+from gridshift.planner.migration import SiteNow, choose_destination, forecast_window_s, run_length
 
 STRATEGIES = ("stay", "chase", "feasible")
 
@@ -76,19 +76,14 @@ class Outcome:
 
 def window_hours(surplus_w: np.ndarray, hour: int, need_w: float) -> int:
     """Consecutive hours from ``hour`` whose surplus covers ``need_w`` (the window still ahead)."""
-    n = 0
-    while hour + n < len(surplus_w) and surplus_w[hour + n] >= need_w:
-        n += 1
-    return n
+    return run_length(list(surplus_w >= need_w), hour)
 
 
 def forecast_window_hours(surplus_w: np.ndarray, hour: int, need_w: float) -> int:
-    """The window ahead as it can be known now: none without surplus now; else at least this hour
-    (persistence), or as long as it lasted from the same hour yesterday (seasonal naive)."""
-    if surplus_w[hour] < need_w:
-        return 0
-    yesterday = window_hours(surplus_w, hour - 24, need_w) if hour >= 24 else 0
-    return max(1, min(yesterday, 24))
+    """The window ahead as the operator forecasts it (``planner.migration.forecast_window_s``) from
+    the hours up to now: none without surplus now; else at least this hour (persistence), or as long
+    as it lasted from the same hour yesterday (seasonal naive)."""
+    return round(forecast_window_s(surplus_w[:hour + 1], 3600.0, need_w) / 3600.0)
 
 
 def windows(surplus_w: np.ndarray, need_w: float, min_hours: int = 1) -> list[tuple[int, int]]:

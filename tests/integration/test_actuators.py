@@ -52,7 +52,7 @@ def test_inventory_reads_priority_floor_protection_and_watts(kube: Kube, namespa
 
         reader = InventoryReader(kube.api)
         spec = _spec(namespace)
-        nodes = reader.nodes(spec)
+        nodes = reader.nodes(spec.scope.node_selector)
         assert nodes and all(n.startswith(f"gpu-{SITE}") for n in nodes)
         inv = reader.read("p", spec, nodes, pod_watts={})
         by = {w.key: w for w in inv.workloads}
@@ -68,7 +68,7 @@ def test_inventory_reads_priority_floor_protection_and_watts(kube: Kube, namespa
         assert {w.key: w for w in measured.workloads}[f"Deployment/{namespace}/web"].watts_per_replica == 310.0
         # Another site's policy does not see these workloads.
         other = _spec(namespace, scope={"nodeSelector": {"matchLabels": {"gridshift.io/site": "site-a"}}})
-        assert reader.read("p", other, reader.nodes(other)).workloads == []
+        assert reader.read("p", other, reader.nodes(other.scope.node_selector)).workloads == []
     finally:
         sched.delete_priority_class(pc)
 
