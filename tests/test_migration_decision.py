@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gridshift.planner.migration import Candidate, SiteNow, choose_destination, forecast_window_s, plan_moves, surplus
 
 GB = 1e9
@@ -98,3 +101,39 @@ def test_the_window_is_judged_for_each_job_power_from_the_site_history() -> None
     assert small.move, small.decision.reason
     assert not big.move and big.decision.verdict is not None and big.decision.verdict.binding == "time"
     assert "3600 s window" in big.decision.reason
+
+
+_site_names = ["site-a", "site-b", "site-c"]
+
+
+@st.composite
+def _scenes(draw: st.DrawFn) -> tuple[list[Candidate], list[SiteNow], int]:
+    sites = [SiteNow(n, draw(st.floats(-50_000, 80_000)), draw(st.sampled_from([0.0, 600.0, H, 4 * H])),
+                     draw(st.sampled_from([1e9, 1e10, 1e11]))) for n in _site_names]
+    jobs = [Candidate(f"Job/x/j{i}", draw(st.floats(1_000, 40_000)),
+                      draw(st.one_of(st.none(), st.sampled_from([1 * GB, 80 * GB, 2_000 * GB]))),
+                      draw(st.sampled_from([*_site_names, None])))
+            for i in range(draw(st.integers(0, 6)))]
+    return jobs, sites, draw(st.integers(1, 3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_scenes())
+def test_moves_only_go_where_surplus_and_window_allow(scene: tuple[list[Candidate], list[SiteNow], int]) -> None:
+    jobs, sites, max_starts = scene
+    decisions = plan_moves(jobs, sites, 0.2, max_starts)
+    assert sorted(d.key for d in decisions) == sorted(j.key for j in jobs), "every job gets a decision"
+    moves = [d for d in decisions if d.move]
+    assert len(moves) <= max_starts
+    by_site = {s.name: s for s in sites}
+    power = {j.key: j.power_w for j in jobs}
+    taken = {n: 0.0 for n in _site_names}
+    for d in moves:
+        job = next(j for j in jobs if j.key == d.key)
+        assert job.checkpoint_bytes is not None, "no declared size, no move"
+        assert job.here is not None and by_site[job.here].surplus_w < 0, "a job its own site covers stays"
+        assert d.decision.site != job.here and d.decision.feasible
+        assert d.decision.verdict is not None and d.decision.verdict.move_s <= d.decision.verdict.time_budget_s
+        taken[d.decision.site] += power[d.key]
+    for name, watts in taken.items():
+        assert watts <= max(by_site[name].surplus_w, 0) + 1e-6, "a site never takes more than its surplus"

@@ -444,7 +444,10 @@ class Migration(ApiModel):
     sites: list[Site] = Field(
         default_factory=list,
         max_length=32,
-        description="The sites Jobs move between; a Job running outside every site's nodes is left where it is.",
+        description=(
+            "The sites Jobs move between, inside spec.scope (only Jobs on governed nodes are moved); a Job "
+            "running outside every site's nodes is left where it is."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
