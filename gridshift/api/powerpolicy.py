@@ -66,6 +66,22 @@ class LabelSelector(ApiModel):
         default_factory=list, max_length=32, description="Requirements that must all hold."
     )
 
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Whether an object with ``labels`` is selected, as the API server's label selection decides."""
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            held = {
+                "In": present and labels.get(req.key) in req.values,
+                "NotIn": not present or labels.get(req.key) not in req.values,
+                "Exists": present,
+                "DoesNotExist": not present,
+            }[req.operator]
+            if not held:
+                return False
+        return True
+
 
 class Scope(ApiModel):
     """Which nodes' power this policy governs."""

@@ -102,6 +102,10 @@ class InventoryReader:
         return {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
                 for n in nodes}
 
+    def node_labels(self) -> dict[str, dict[str, str]]:
+        """Every node's labels, by name: one list call that each migration site filters locally."""
+        return {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in list_items(self.core.list_node)}
+
     def read(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str],
              pod_watts: dict[tuple[str, str], float] | None = None) -> Inventory:
         """Everything the planner needs to know about the policy's workloads. Lists are read as

@@ -60,7 +60,8 @@ class MigrationStep:
         result = MigrationResult()
         if not mig.enabled or not mig.sites:
             return result
-        views = [self._read_site(spec, site, reader, now) for site in mig.sites]
+        labels = self.inventory.node_labels()
+        views = [self._read_site(spec, site, labels, reader, now) for site in mig.sites]
         result.sites = [v.status for v in views]
         metrics.sites(name, {v.spec.name: (v.now.surplus_w, v.now.window_for(0.0)) for v in views})
         earlier = {e.get("job"): e for e in previous}
@@ -137,10 +138,11 @@ class MigrationStep:
         result.events.append(Event(kind, STEP_EVENTS.get(step.phase, "MigrationStep"), step.message,
                                    target=object_ref(key)))
 
-    def _read_site(self, spec: PowerPolicySpec, site: Site, reader: PrometheusReader, now: float) -> SiteView:
-        """A site's nodes, load, renewable supply and surplus history, and its status entry. What
-        cannot be read is NaN (never zero) and named in the entry's message."""
-        nodes = frozenset(self.inventory.nodes(site.node_selector))
+    def _read_site(self, spec: PowerPolicySpec, site: Site, node_labels: dict[str, dict[str, str]],
+                   reader: PrometheusReader, now: float) -> SiteView:
+        """A site's nodes (picked from ``node_labels``), load, renewable supply and surplus history,
+        and its status entry. What cannot be read is NaN (never zero) and named in the entry's message."""
+        nodes = frozenset(n for n, labels in node_labels.items() if site.node_selector.matches(labels))
         step = float(spec.migration.step_seconds)
         problems: list[str] = []
         load_w = renewable_w = math.nan

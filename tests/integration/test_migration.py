@@ -12,7 +12,7 @@ import pytest
 
 from gridshift.actuators.migration import JobMigrator, migration_record
 from gridshift.api import annotations as ann
-from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.api.powerpolicy import LabelSelector, PowerPolicySpec
 from gridshift.devcluster.lab import (
     CheckpointSidecar,
     OperatorProcess,
@@ -92,6 +92,30 @@ def test_a_move_without_a_checkpoint_rolls_back_and_undeclared_jobs_never_start(
     assert ann.CHECKPOINT_REQUESTED not in (job.metadata.annotations or {})
     # Rolled back, it may be moved again later.
     assert mover.start(namespace, "quiet", "site-b", SITE_B, time.time(), "surplus again").changed
+
+
+def test_sites_pick_the_nodes_the_api_server_would(kube: Kube) -> None:
+    # The migration step lists nodes once and matches each site's selector itself. One node gets a
+    # label the others lack, so that NotIn and DoesNotExist meet a missing key.
+    reader = InventoryReader(kube.api)
+    marked = sorted(reader.node_labels())[0]
+    mark = "gridshift.io/selector-test"
+    kube.core.patch_node(marked, {"metadata": {"labels": {mark: "x"}}})
+    try:
+        for selector in (
+            {"matchLabels": {"gridshift.io/site": "site-b"}},
+            {"matchExpressions": [{"key": "gridshift.io/site", "operator": "In", "values": ["site-a", "site-b"]}]},
+            {"matchExpressions": [{"key": mark, "operator": "NotIn", "values": ["x"]}]},
+            {"matchExpressions": [{"key": mark, "operator": "Exists"}]},
+            {"matchExpressions": [{"key": mark, "operator": "DoesNotExist"}]},
+            {"matchLabels": {"gridshift.io/site": "site-a"},
+             "matchExpressions": [{"key": "gridshift.io/site", "operator": "NotIn", "values": ["site-b"]}]},
+        ):
+            sel = LabelSelector.model_validate(selector)
+            mine = {n for n, labels in reader.node_labels().items() if sel.matches(labels)}
+            assert mine and mine == set(reader.nodes(sel)), selector
+    finally:
+        kube.core.patch_node(marked, {"metadata": {"labels": {mark: None}}})
 
 
 def test_the_ladder_leaves_a_job_alone_while_it_moves(kube: Kube, namespace: str) -> None:
