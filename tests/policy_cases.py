@@ -49,6 +49,7 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("migrate-without-sites", _with("workloads.ladder", ["scaleDown", "migrate"]), "spec.workloads.ladder"),
     ("reserve-at-one", _with("storage.reserveFraction", 1.0), "spec.storage.reserveFraction"),
     ("storage-without-ref", _with("storage.energyStorageRef", ...), "spec.storage.energyStorageRef"),
+    ("endurance-over-a-day", _with("storage.enduranceSeconds", 90000), "spec.storage.enduranceSeconds"),
     ("confidence-above-one", _with("forecast.confidence", 1.5), "spec.forecast.confidence"),
     ("horizon-fractional", _with("forecast.horizonSeconds", 2.5), "spec.forecast.horizonSeconds"),
     ("period-zero", _with("safety.periodSeconds", 0), "spec.safety.periodSeconds"),

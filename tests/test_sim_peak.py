@@ -3,6 +3,8 @@ series, with invariants that any strategy must keep."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,23 @@ def test_the_simulation_is_deterministic() -> None:
     load = _load(600)
     a, b = simulate(load, SETUP, "persistence"), simulate(load, SETUP, "persistence")
     assert a.summary() == b.summary()
+
+
+def test_a_paced_battery_lasts_through_a_long_peak_and_lets_less_over_the_cap() -> None:
+    """Two hours hovering under the trigger with bursts over it, a battery too small to chase the
+    student's bound through all of it: unpaced it reaches the reserve and the later bursts go
+    through; paced (spec.storage.enduranceSeconds) it spends less on unlikely spikes and holds."""
+    rng = np.random.default_rng(3)
+    load = 9_300 + rng.normal(0, 250, 7_200)
+    t = 60
+    while t < len(load) - 100:
+        width = int(rng.integers(20, 60))
+        load[t:t + width] += rng.uniform(750, 1_500)
+        t += width + int(rng.integers(60, 240))
+    model = Forecaster.load("default")
+    setup = Setup(cap_w=10_000, trigger_w=9_500, battery=Battery(BatteryPhysics(2_000, 3_000, 5_000)), confidence=0.8)
+    unpaced = simulate(load, replace(setup, endurance_s=0), "student", model=model)
+    paced = simulate(load, replace(setup, endurance_s=7_200), "student", model=model)
+    assert unpaced.soc_min == pytest.approx(0.2, abs=1e-3), "without pacing the battery runs down to its reserve"
+    assert paced.energy_above_cap_kwh < 0.6 * unpaced.energy_above_cap_kwh
+    assert paced.job_delay_gpu_h == unpaced.job_delay_gpu_h == 0

@@ -84,6 +84,9 @@ def test_the_policy_section_is_the_operators_spec_in_planner_units() -> None:
     assert setup.limits is not None and setup.limits.cooldown_s == 30
     assert setup.workload_confidence == 0.5, "a battery stands in front: workloads plan on the median"
     assert setup.battery is not None and setup.battery.physics.capacity_wh == 2_000
+    assert setup.endurance_s == 7_200, "spec.storage.enduranceSeconds defaults to two hours"
+    paced_off = sc.parse(_with(SMALL, policy__storage={"energyStorageRef": "ess", "enduranceSeconds": 0})).setup(20_000)
+    assert paced_off.endurance_s == 0
 
 
 def test_the_bundled_scenarios_load() -> None:

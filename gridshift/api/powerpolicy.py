@@ -281,6 +281,16 @@ class Storage(ApiModel):
         description="No charging this long after a discharge (a forecast peak may always stop a charge and "
                     "discharge at once).",
     )
+    endurance_seconds: int = Field(
+        default=7200,
+        ge=0,
+        le=86400,
+        description="How long the energy above the reserve should last at the battery's mean discharge of the last "
+                    "30 minutes. While it would run out sooner, the battery stops spending on unlikely spikes: its "
+                    "upper bound may rise from the trigger toward capWatts in proportion (all the way with no energy "
+                    "left), the median forecast always stays under the trigger, so the battery lasts through a long "
+                    "peak instead of reaching the reserve halfway. 0 turns pacing off.",
+    )
 
 
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -637,6 +647,11 @@ class PowerPolicyStatus(ApiModel):
     )
     tariff_period: Literal["Peak", "OffPeak"] | None = Field(
         default=None, description="Where spec.tariff stood at the last period; the battery recharges only OffPeak."
+    )
+    battery_endurance_seconds: float | None = Field(
+        default=None, ge=0, description="How long the battery's energy above the reserve lasts at its mean discharge "
+                                        "of the last 30 minutes; unset while it has not been discharging. Below "
+                                        "spec.storage.enduranceSeconds the battery paces itself."
     )
     sites: list[SiteStatus] = Field(
         default_factory=list, max_length=32, description="Renewable supply, load, surplus and window per site."

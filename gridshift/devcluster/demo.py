@@ -64,6 +64,7 @@ class Row:
     phase: str
     tariff: str
     action: str
+    endurance_s: float | None = None  # status.batteryEnduranceSeconds: unset until the battery has discharged
 
     @property
     def grid_w(self) -> float | None:
@@ -157,7 +158,8 @@ def run_demo(api: client.ApiClient, kubeconfig: Path, workdir: Path, *, duration
             row = Row(elapsed, float(measured[0]["value"][1]) if measured else None, status.get("forecastPeakWatts"),
                       float(ess_status.get("powerWatts") or 0.0), ess_status.get("socFraction"),
                       status.get("phase", "Pending"), status.get("tariffPeriod") or "-",
-                      "; ".join(f"{r['verb']} {r['target'].split('/')[-1]}" for r in new))
+                      "; ".join(f"{r['verb']} {r['target'].split('/')[-1]}" for r in new),
+                      status.get("batteryEnduranceSeconds"))
             result.rows.append(row)
             soc = f"{row.soc:6.1%}" if row.soc is not None else f"{'-':>6}"
             print_fn(f"{row.t:5.0f} {_fmt(row.measured_w)} {row.battery_w:8.0f} {_fmt(row.grid_w)} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from gridshift.planner import PlanInput, Workload, plan
 from gridshift.planner.charging import PeakEnergyTracker, recent_peak
 from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import ErrorTracker, Outlook, bound_tracker, outlook
+from gridshift.planner.pacing import DischargePace, Pacing, pace_battery
 from gridshift.planner.policy import charge_rule, plan_limits, workload_confidence
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
@@ -53,6 +55,7 @@ class _Memory:
     errors: ErrorTracker = field(default_factory=ErrorTracker)
     bounds: BoundTracker | None = None
     peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
+    pace: DischargePace = field(default_factory=DischargePace)
     recent_peak_w: float = 0.0
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
@@ -261,11 +264,13 @@ class PolicyController:
                                     f"{spec.forecast.max_error_fraction:.0%}" if error is not None else "")
         # GPU power cannot exceed every governed GPU at wattsPerGpu: no forecast goes above that.
         ceiling = sum(nodes.values()) * spec.workloads.watts_per_gpu if spec.telemetry.source == "dcgm" else None
+        paced = self._pace(spec, inventory, now, mem)
         view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
                        confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
                        forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None,
                        tracker=mem.bounds, workload_confidence=workload_confidence(spec),
-                       battery_horizon_s=spec.safety.period_seconds)
+                       battery_horizon_s=spec.safety.period_seconds,
+                       battery_margin_w=paced.margin_w if paced is not None else 0.0)
         mem.errors.add(view.predictions)
         if mem.bounds is not None:
             mem.bounds.add(view.bounds)
@@ -275,8 +280,18 @@ class PolicyController:
         result = self._act(name, spec, status, now, inventory, view, mem)
         result.events[:0] = recovered
         self._migrate(name, spec, status, now, inventory, reader, mem, result)
-        self._explain(name, spec, status, generation, now, inventory, view, error, result, mem)
+        self._explain(name, spec, status, generation, now, inventory, view, error, result, mem, paced)
         return result
+
+    @staticmethod
+    def _pace(spec: PowerPolicySpec, inventory: Inventory, now: float, mem: _Memory) -> Pacing | None:
+        """The battery's endurance at its recent mean discharge, and what of the cap margin it may use."""
+        storage = spec.storage
+        if storage is None or "battery" not in spec.workloads.ladder:
+            return None
+        return pace_battery(mem.pace, inventory.battery, now=now, reserve_fraction=storage.reserve_fraction,
+                            pace_s=storage.endurance_seconds, cap_w=spec.budget.cap_watts,
+                            trigger_w=spec.budget.effective_trigger_watts)
 
     def _act(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
              view: Outlook, mem: _Memory) -> PeriodResult:
@@ -345,7 +360,7 @@ class PolicyController:
 
     def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
                  inventory: Inventory, view: Outlook, error: float | None, result: PeriodResult,
-                 mem: _Memory) -> None:
+                 mem: _Memory, paced: Pacing | None = None) -> None:
         decided = result.plan
         assert decided is not None
         coverage = mem.bounds.coverage if mem.bounds is not None else None
@@ -373,6 +388,9 @@ class PolicyController:
                         f"{spec.forecast.horizon_seconds} s" if view.forecast_peak_w is not None else "no forecast")
         if view.battery_peak_w is not None and view.forecast_peak_w is not None:
             forecast_msg += f" ({view.battery_peak_w:.0f} W up to the next period, which the battery plans against)"
+        if view.battery_margin_w > 0 and paced is not None and view.forecast_peak_w is not None:
+            forecast_msg += (f"; battery paced: its energy lasts {paced.endurance_s / 60:.0f} min at its recent mean "
+                             f"discharge, so it leaves {view.battery_margin_w:.0f} W of the cap margin to the forecast")
         if view.mode == "reactive":
             forecast_msg = f"reactive control: {view.reason}"
             if mem.reasons.get("reactive") != view.reason:
@@ -397,6 +415,8 @@ class PolicyController:
             "forecastErrorFraction": round(error, 4) if error is not None else None,
             "forecastCoverage": round(coverage, 4) if coverage is not None else None,
             "uncoveredWatts": round(decided.uncovered_w, 1),
+            "batteryEnduranceSeconds": round(paced.endurance_s) if paced is not None and math.isfinite(
+                paced.endurance_s) else None,
         })
         metrics.OBSERVED.labels(name).set(view.load_w)
         metrics.FORECAST.labels(name).set(view.forecast_peak_w if view.forecast_peak_w is not None else float("nan"))
@@ -407,4 +427,7 @@ class PolicyController:
         metrics.BOUND_COVERAGE.labels(name).set(coverage if coverage is not None else float("nan"))
         metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
         metrics.SHAVED.labels(name).set(_shaved_watts(changed))
+        if paced is not None:
+            metrics.BATTERY_ENDURANCE.labels(name).set(paced.endurance_s)
+            metrics.BATTERY_MARGIN.labels(name).set(view.battery_margin_w)
 

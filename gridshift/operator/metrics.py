@@ -31,6 +31,12 @@ WOULD_SHAVE = Gauge("gridshift_would_shave_watts", "Watts the last period's acti
                     ["policy"], registry=REGISTRY)
 SHAVED = Gauge("gridshift_shaved_watts", "Expected watts currently shaved by the policy's applied actions.",
                ["policy"], registry=REGISTRY)
+BATTERY_ENDURANCE = Gauge("gridshift_battery_endurance_seconds",
+                          "How long the battery's energy above the reserve lasts at its recent mean discharge "
+                          "(+Inf while it is not discharging).", ["policy"], registry=REGISTRY)
+BATTERY_MARGIN = Gauge("gridshift_battery_paced_margin_watts",
+                       "Watts of the margin between trigger and cap the paced battery leaves to the forecast.",
+                       ["policy"], registry=REGISTRY)
 LOOP_SECONDS = Histogram("gridshift_loop_duration_seconds", "Duration of one control period's work.", ["policy"],
                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
 
@@ -60,7 +66,7 @@ def sites(policy: str, values: dict[str, tuple[float, float]]) -> None:
 def forget(policy: str) -> None:
     """Drop a deleted policy's series."""
     for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, BOUND_COVERAGE, DEGRADED, REACTIVE,
-                   WOULD_SHAVE, SHAVED):
+                   WOULD_SHAVE, SHAVED, BATTERY_ENDURANCE, BATTERY_MARGIN):
         with contextlib.suppress(KeyError):
             metric.remove(policy)
     for name in _sites.pop(policy, set()):

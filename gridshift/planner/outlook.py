@@ -12,6 +12,7 @@ import numpy as np
 
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
+from gridshift.planner.pacing import paced_peak
 
 ControlMode = Literal["predictive", "reactive"]
 
@@ -29,6 +30,7 @@ class Outlook:
     bounds: tuple[tuple[float, int, float], ...] = ()  # (time, horizon index, upper bound watts) as issued
     workload_peak_w: float | None = None  # the peak at the workload rungs' level (None: expected_peak_w)
     battery_peak_w: float | None = None   # the bound up to the battery's horizon (None: expected_peak_w)
+    battery_margin_w: float = 0.0         # watts of the cap margin the battery's bound was let use (pacing)
 
 
 def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
@@ -41,7 +43,8 @@ def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
 def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, *, horizon_s: float,
             confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "",
             ceiling_w: float | None = None, tracker: BoundTracker | None = None,
-            workload_confidence: float | None = None, battery_horizon_s: float | None = None) -> Outlook:
+            workload_confidence: float | None = None, battery_horizon_s: float | None = None,
+            battery_margin_w: float = 0.0) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
     or an untrusted forecast all fall back to reactive control on the measured load. ``ceiling_w`` is
     the most the governed hardware can draw; no forecast is allowed above it. ``tracker`` moves the
@@ -51,7 +54,9 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     level, 0.5 the median); None: the same as the battery. ``battery_horizon_s`` is how far the battery's
     bound looks (``Outlook.battery_peak_w``): the battery is set again every period, so it needs the
     bound only up to the next one; the workload rungs, which take minutes to undo, see the whole
-    horizon. None: the whole horizon."""
+    horizon. None: the whole horizon. ``battery_margin_w`` is how much of the margin between the trigger
+    and the cap the battery's bound may use (``planner.pacing``): it then plans against that bound less
+    the margin, never below the median up to its horizon."""
     load = float(values[-1])
     if isinstance(model, Persistence):
         return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
@@ -82,14 +87,17 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     if not forecast_trusted:
         return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions, bounds)
     battery_peak = None
-    if battery_horizon_s is not None and battery_horizon_s < horizon_s:
-        battery_peak = max(load, float(upper[_up_to(horizons, battery_horizon_s)].max()))
+    near = _up_to(horizons, battery_horizon_s) if battery_horizon_s is not None and battery_horizon_s < horizon_s \
+        else None
+    if near is not None or battery_margin_w > 0:
+        near = use if near is None else near
+        battery_peak = paced_peak(float(upper[near].max()), float(p50[near].max()), load, battery_margin_w)
     workload_peak = None
     if workload_confidence is not None and workload_confidence < confidence:
         level = fc.upper_at(workload_confidence)[0] if workload_confidence > 0.5 else p50
         workload_peak = max(load, float(level[use].max()))
     return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions, bounds,
-                   workload_peak, battery_peak)
+                   workload_peak, battery_peak, max(0.0, battery_margin_w) if battery_peak is not None else 0.0)
 
 
 def _up_to(horizons: np.ndarray, span_s: float) -> np.ndarray:

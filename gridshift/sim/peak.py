@@ -36,6 +36,7 @@ from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
 from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, dwell_marks, recent_peak
 from gridshift.planner.outlook import bound_tracker, outlook
+from gridshift.planner.pacing import DischargePace, pace_battery
 from gridshift.planner.tariff import PeakWindow, is_peak
 from gridshift.sim.site import Cluster, SiteModel
 
@@ -81,6 +82,8 @@ class Setup:
     # The level scaleDown and suspend plan against (None: confidence); a scenario sets it as the
     # operator does, from its policy (planner.policy.workload_confidence).
     workload_confidence: float | None = None
+    # How long the battery's energy should last at its recent mean discharge (planner.pacing); 0: no pacing.
+    endurance_s: float = 7200.0
 
     def plan_limits(self) -> PlanLimits:
         if self.limits is not None:
@@ -252,6 +255,7 @@ class _Context:
     forecaster: Forecaster | Persistence
     tracker: BoundTracker | None
     peaks: PeakEnergyTracker | None
+    pace: DischargePace = field(default_factory=DischargePace)
     last_change: float | None = None  # the policy's status.lastChangeTime: where the restore ramp starts
 
 
@@ -284,10 +288,12 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
         if ctx.tracker is not None:
             recent = history[-(setup.horizon_s + 2 * setup.period_s):]
             ctx.tracker.settle(now - np.arange(len(recent))[::-1], recent)
+        paced = pace_battery(ctx.pace, battery, now=now, reserve_fraction=limits.reserve_fraction,
+                             pace_s=setup.endurance_s, cap_w=setup.cap_w, trigger_w=setup.trigger_w)
         view = outlook(ctx.forecaster, history[-window:], now, horizon_s=setup.horizon_s,
                        confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
                        workload_confidence=setup.workload_confidence,
-                       battery_horizon_s=setup.period_s)
+                       battery_horizon_s=setup.period_s, battery_margin_w=paced.margin_w if paced else 0.0)
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
         expected, workload_peak, battery_peak = view.expected_peak_w, view.workload_peak_w, view.battery_peak_w

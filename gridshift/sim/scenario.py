@@ -243,6 +243,7 @@ class Scenario:
                      charge_target_fraction=storage.charge_target_fraction if storage else None,
                      max_charge_w=storage.max_charge_watts if storage else None,
                      dwell_s=float(storage.min_dwell_seconds) if storage else 0.0,
+                     endurance_s=float(storage.endurance_seconds) if storage else 0.0,
                      peak_windows=peak_windows(spec), time_zone=spec.tariff.time_zone,
                      demand_price_per_kw=self.file.demand_price_per_kw, start_time=self.start_time,
                      workload_confidence=workload_confidence(spec))

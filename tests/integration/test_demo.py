@@ -31,6 +31,11 @@ def test_short_demo_covers_the_surge_with_the_battery_then_recharges_off_peak(ku
     table = "\n".join(lines)
     covered = [r for r in result.rows if r.battery_w > 0 and r.grid_w is not None]
     assert covered and max(r.grid_w for r in covered) < 10_000, f"grid under the cap once it discharges:\n{table}"
+    # Status says how long the battery's energy lasts at its recent mean discharge, once it has discharged.
+    first = min(r.t for r in covered)
+    assert all(r.endurance_s is None for r in result.rows if r.battery_w == 0 and r.t < first), table
+    later = [r.endurance_s for r in result.rows if r.t > first + 6]
+    assert later and all(e is not None and e > 0 for e in later), f"status.batteryEnduranceSeconds: {later}"
     # The state of charge, read back from the device over Modbus, falls during the surge and rises off-peak.
     socs = [(r.t, r.soc, r.tariff) for r in result.rows if r.soc is not None]
     low = min(socs, key=lambda x: x[1])
