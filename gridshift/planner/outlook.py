@@ -29,7 +29,7 @@ class Outlook:
     predictions: tuple[tuple[float, float], ...] = ()  # (time the forecast is for, p50 watts)
     bounds: tuple[tuple[float, int, float], ...] = ()  # (time, horizon index, upper bound watts) as issued
     workload_peak_w: float | None = None  # the peak at the workload rungs' level (None: expected_peak_w)
-    battery_peak_w: float | None = None   # the bound up to the battery's horizon (None: expected_peak_w)
+    battery_peak_w: float | None = None   # the bound up to the battery's horizon, paced (None: expected_peak_w)
     battery_margin_w: float = 0.0         # watts of the cap margin the battery's bound was let use (pacing)
 
 
