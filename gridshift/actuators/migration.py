@@ -28,7 +28,6 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import managed_elsewhere, parse_rfc3339, rfc3339
 from gridshift.api import annotations as ann
 
-IN_FLIGHT = ann.MIGRATION_IN_FLIGHT
 _RECORD_PATH = "/metadata/annotations/" + ann.MIGRATION.replace("~", "~0").replace("/", "~1")
 
 
@@ -80,7 +79,7 @@ class JobMigrator:
             refusal = "protected"
         elif (claimed := managed_elsewhere(notes, self.policy)) is not None:
             refusal = claimed
-        elif record is not None and record.get("phase") in IN_FLIGHT:
+        elif ann.in_flight(record):
             refusal = f"already moving to {record.get('to')} ({record.get('phase')})"
         elif job.spec.suspend:
             refusal = "suspended"
@@ -103,7 +102,7 @@ class JobMigrator:
         job = self.batch.read_namespaced_job(name, namespace)
         record = migration_record(job)
         key = f"Job/{namespace}/{name}"
-        if record is None or record.get("phase") not in IN_FLIGHT:
+        if record is None or not ann.in_flight(record):
             return StepOutcome(_phase(record), False, f"{key}: no move in flight")
         notes = job.metadata.annotations or {}
         phase = record["phase"]
@@ -139,7 +138,7 @@ class JobMigrator:
         job = self.batch.read_namespaced_job(name, namespace)
         record = migration_record(job)
         key = f"Job/{namespace}/{name}"
-        if record is None or record.get("phase") not in IN_FLIGHT:
+        if record is None or not ann.in_flight(record):
             return StepOutcome(_phase(record), False, f"{key}: no move to roll back")
         original = record.get("original")
         if original is not None:

@@ -50,6 +50,11 @@ def migration_record(annotations: dict | None) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def in_flight(record: dict | None) -> bool:
+    """Whether a migration record (``migration_record``) is a move not yet finished."""
+    return record is not None and record.get("phase") in MIGRATION_IN_FLIGHT
+
+
 def checkpoint_bytes(annotations: dict | None) -> float | None:
     """The declared CHECKPOINT_BYTES, or None when none is declared (or it is not a positive number)."""
     text = (annotations or {}).get(CHECKPOINT_BYTES)

@@ -74,7 +74,7 @@ class MovableJob:
 
     @property
     def moving(self) -> bool:
-        return self.record is not None and self.record.get("phase") in ann.MIGRATION_IN_FLIGHT
+        return ann.in_flight(self.record)
 
 
 @dataclass

@@ -69,7 +69,5 @@ def forget(policy: str) -> None:
                    WOULD_SHAVE, SHAVED, BATTERY_ENDURANCE, BATTERY_MARGIN):
         with contextlib.suppress(KeyError):
             metric.remove(policy)
-    for name in _sites.pop(policy, set()):
-        for metric in (SITE_SURPLUS, SITE_WINDOW):
-            with contextlib.suppress(KeyError):
-                metric.remove(policy, name)
+    sites(policy, {})
+    _sites.pop(policy, None)

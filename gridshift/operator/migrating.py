@@ -63,7 +63,7 @@ class MigrationStep:
         labels = self.inventory.node_labels()
         views = [self._read_site(spec, site, labels, reader, now) for site in mig.sites]
         result.sites = [v.status for v in views]
-        metrics.sites(name, {v.spec.name: (v.now.surplus_w, v.now.window_for(0.0)) for v in views})
+        metrics.sites(name, {v.spec.name: (v.now.surplus_w, v.status["windowSeconds"]) for v in views})
         earlier = {e.get("job"): e for e in previous}
         migrator = JobMigrator(self.api, name)
         entries: dict[str, dict[str, Any]] = {}

@@ -87,10 +87,9 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     if not forecast_trusted:
         return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions, bounds)
     battery_peak = None
-    near = _up_to(horizons, battery_horizon_s) if battery_horizon_s is not None and battery_horizon_s < horizon_s \
-        else None
-    if near is not None or battery_margin_w > 0:
-        near = use if near is None else near
+    span = horizon_s if battery_horizon_s is None else min(battery_horizon_s, horizon_s)
+    if span < horizon_s or battery_margin_w > 0:
+        near = _up_to(horizons, span)
         battery_peak = paced_peak(float(upper[near].max()), float(p50[near].max()), load, battery_margin_w)
     workload_peak = None
     if workload_confidence is not None and workload_confidence < confidence:
