@@ -46,7 +46,8 @@ test: lint binaries install-train
 bench: binaries install-train
 	$(BIN)/python bench/cluster_start.py --json out/cluster_start.json
 	$(BIN)/python bench/forecast_latency.py --json out/forecast_latency.json
-	$(BIN)/python bench/forecast_loro.py --teacher-epochs 40 --student-epochs 100 --json out/forecast_loro.json
+	$(BIN)/python bench/forecast_adapt.py --json out/forecast_adapt.json
+	$(BIN)/python bench/forecast_loro.py --teacher-epochs 30 --student-epochs 60 --json out/forecast_loro.json
 	$(BIN)/python bench/operator_scale.py --json out/operator_scale.json
 	$(BIN)/python bench/peak_sim.py --json out/peak_sim.json
 	$(BIN)/python bench/sim_speed.py --strategies none reactive student --json out/sim_speed.json

@@ -6,7 +6,8 @@ Prints, for each student network in the model directory (student, and student_in
 student_pruned when present): the median and 99th-percentile latency of a single-window
 forecast (one control period of one policy) over --single calls, and the median time of one
 call forecasting --batch windows at once, over --repeats calls. One intra-op thread, as the
-operator runs it.
+operator runs it. Then what the online adapter (forecaster/adapt.py) adds: learning one second of
+history, and adapting one forecast.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import write_json
 
+from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.runtime import Forecaster
 
 
@@ -55,6 +57,23 @@ def measure(model: Forecaster, name: str, one: np.ndarray, many: np.ndarray, arg
     }
 
 
+def adapter_cost(model: Forecaster, seconds: int = 3600, period: int = 5) -> dict:
+    """What the online adapter adds to a control period: learn() walking an hour of a square-wave
+    load one period at a time, as the operator and the simulator call it, and one adjust()."""
+    adapter = OnlineAdapter(model.meta.window, model.meta.horizons_s, model.meta.step_s)
+    t = np.arange(seconds + 200, dtype=float)
+    values = np.where(t % 70 < 45, 4400.0, 1200.0)
+    keep = model.meta.window + 40
+    started = time.perf_counter()
+    for end in range(200, seconds + 200, period):
+        adapter.learn(t[end - keep:end], values[end - keep:end], lambda w: model.predict(w).p50)
+    per_step = (time.perf_counter() - started) / seconds
+    window = values[-model.meta.window:]
+    p50 = model.predict(window).p50[0]
+    adjust = timed(lambda: adapter.adjust(window, p50), 2000)
+    return {"learn_per_step_us": per_step * 1e6, "adjust_us": float(np.median(adjust) * 1e6)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
@@ -79,6 +98,10 @@ def main() -> int:
         print(f"{name:16} single window: median {entry['single_median_us']:.1f} us, p99 {entry['single_p99_us']:.1f} us"
               f" (via predict(): {entry['single_via_predict_median_us']:.1f} us); {args.batch} windows in one call: "
               f"median {entry['batch_median_ms']:.2f} ms; {entry['file_bytes']:,} bytes")
+    results["adapter"] = adapter_cost(model)
+    print(f"online adapter: learning one second of history (the network on its window included) "
+          f"{results['adapter']['learn_per_step_us']:.0f} us, adapting one forecast "
+          f"{results['adapter']['adjust_us']:.0f} us")
     write_json(args.json, results)
     return 0
 

@@ -6,7 +6,8 @@ For each of the five H100 runs: train teacher, distilled student, the student wi
 distillation and (with --ablations, the default) a student without each distillation term on
 the other four runs (node totals at 1 s), then score them and the baselines on the held-out run
 with the protocol of `gridshift forecast evaluate` (baselines fitted on the held-out run's first
-60 %, everything scored on its last 40 %). Prints pooled MAE per horizon, the upper bound's
+60 %, everything scored on its last 40 %; each network adapted online as the operator runs it,
+``NAME_offline`` alone). Prints pooled MAE per horizon, the upper bound's
 coverage, the parameter ratio, the ablation and a pass/fail line per acceptance criterion.
 """
 
@@ -113,6 +114,8 @@ def main() -> int:
             s[h]["mae"] <= 1.05 * merged["teacher"][h]["mae"] for h in hs),
         "distilled student beats student_no_kd at every horizon": all(
             s[h]["mae"] < merged["student_no_kd"][h]["mae"] for h in hs),
+        "the network adds to online adaptation: student beats persistence_online at 10 s and 30 s": all(
+            s[h]["mae"] < merged["persistence_online"][h]["mae"] for h in ("10", "30")),
         "student has >= 50x fewer parameters than teacher": params["teacher"] >= 50 * params["student"],
         f"upper-bound coverage within 3 points of {nominal} at every horizon": all(
             abs(s[h]["coverage"] - nominal) <= 0.03 for h in hs),

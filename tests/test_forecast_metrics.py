@@ -68,7 +68,8 @@ def test_evaluate_reports_every_baseline_and_json_shape():
     v = np.where((t % 40) < 25, 4400.0, 1200.0)
     report = evaluate([Series(0, 1.0, v, "synthetic")], {}, 120, (5.0, 10.0, 30.0), 1.0)
     assert report["series"] == 1 and report["points"] == 900 - 540 - 30
-    assert set(report["metrics"]) == {"persistence", "seasonal_naive", "moving_average", "dlinear"}
+    assert set(report["metrics"]) == {"persistence", "seasonal_naive", "moving_average", "dlinear",
+                                      "persistence_online"}
     block = report["metrics"]["seasonal_naive"]["30"]
     assert set(block) == {"mae", "rmse", "smape", "mae_pct_of_mean", "coverage", "coverage_static",
                           "bound_gap_pct_of_mean"}

@@ -9,6 +9,12 @@ A model's upper bound is scored as the operator uses it: tracked online by
 :class:`~gridshift.forecaster.conformal.BoundTracker` from the first origin of the series on,
 causally (a forecast only moves the margin once its target time has passed). ``coverage`` is that
 bound's; ``coverage_static`` is the offline-calibrated bound's alone.
+
+Each network's median is scored as the operator runs it, adapted online to the series by
+:class:`~gridshift.forecaster.adapt.OnlineAdapter` from the first origin on (its bound moves with
+it, keeping the network's calibrated spread); ``NAME_offline`` is the network alone and
+``persistence_online`` the adapter on persistence, which shows what the network adds to the
+adaptation. ``adapt=False`` scores the networks alone.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gridshift.forecaster.adapt import adapted_medians
 from gridshift.forecaster.baselines import BASELINES
 from gridshift.forecaster.conformal import tracked_bounds
 from gridshift.forecaster.metrics import make_windows, summarize
@@ -46,9 +53,12 @@ def evaluate(
     step_s: float,
     fit_fraction: float = 0.6,
     confidence: float = 0.9,
+    adapt: bool = True,
 ) -> dict:
     steps = tuple(round(h / step_s) for h in horizons_s)
     names = list(models) + [b.name for b in BASELINES]
+    if adapt:
+        names += [f"{m}_offline" for m in models] + ["persistence_online"]
     ys: list[np.ndarray] = []
     preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
     uppers: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -66,13 +76,21 @@ def evaluate(
         ys.append(y)
         for name, predict in models.items():
             p50, upper = predict(windows.astype(np.float32))
-            preds[name].append(np.asarray(p50, dtype=np.float64)[scored])
+            offline = np.asarray(p50, dtype=np.float64)
+            p50 = offline
+            if adapt:
+                preds[f"{name}_offline"].append(offline[scored])
+                p50 = adapted_medians(windows, offline, targets, steps, step_s)
+            preds[name].append(p50[scored])
             if upper is not None:
-                upper = np.asarray(upper, dtype=np.float64)
-                floor = np.asarray(p50, dtype=np.float64) if confidence > 0.5 else None  # as planner.outlook
+                upper = np.asarray(upper, dtype=np.float64) + (p50 - offline)  # as planner.outlook
+                floor = p50 if confidence > 0.5 else None  # as planner.outlook
                 tracked = tracked_bounds(upper, targets, windows.mean(axis=1), steps, confidence, floor=floor)
                 uppers[name].append(tracked[scored])
                 statics[name].append(upper[scored])
+        if adapt:
+            preds["persistence_online"].append(adapted_medians(windows, np.repeat(windows[:, -1:], len(steps), axis=1),
+                                                               targets, steps, step_s)[scored])
         history = s.values[:cut]
         for cls in BASELINES:
             preds[cls.name].append(cls(window, steps).fit(history).predict(x))

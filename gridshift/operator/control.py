@@ -21,6 +21,7 @@ from kubernetes import client
 
 from gridshift.actuators.kubernetes import KubernetesActuator, Outcome, parse_rfc3339, rfc3339
 from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
@@ -31,7 +32,14 @@ from gridshift.operator.queries import power_query
 from gridshift.planner import PlanInput, Workload, plan
 from gridshift.planner.charging import PeakEnergyTracker, recent_peak
 from gridshift.planner.ladder import Plan, reserve_limit
-from gridshift.planner.outlook import ErrorTracker, Outlook, bound_tracker, outlook
+from gridshift.planner.outlook import (
+    ErrorTracker,
+    Outlook,
+    bound_tracker,
+    learn_from,
+    online_adapter,
+    outlook,
+)
 from gridshift.planner.pacing import DischargePace, Pacing, pace_battery
 from gridshift.planner.policy import charge_rule, plan_limits, workload_confidence
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
@@ -54,6 +62,7 @@ class PeriodResult:
 class _Memory:
     errors: ErrorTracker = field(default_factory=ErrorTracker)
     bounds: BoundTracker | None = None
+    adapter: OnlineAdapter | None = None
     peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
     pace: DischargePace = field(default_factory=DischargePace)
     recent_peak_w: float = 0.0
@@ -227,10 +236,13 @@ class PolicyController:
         model, model_problem = self.models.get(spec)
         step = model.meta.step_s if isinstance(model, Forecaster) else spec.telemetry.step_seconds
         window = model.meta.window if isinstance(model, Forecaster) else 120
+        # Enough history for the adapter to learn from every origin whose horizon matured since the last period.
+        maturing = (max(model.meta.horizons_s) + spec.safety.period_seconds) / step \
+            if isinstance(model, Forecaster) else 0.0
         matcher = node_matcher(spec.telemetry.node_label, list(nodes))
         query = power_query(spec, nodes)
         reader = self._reader(url)
-        reading: Reading = reader.read(query, now, lookback_s=window * step + 5 * step, step_s=step,
+        reading: Reading = reader.read(query, now, lookback_s=(window + maturing) * step + 5 * step, step_s=step,
                                        stale_after_s=spec.telemetry.stale_after_seconds)
         if reading.status != "ok" or reading.series is None:
             reason = {"stale": "TelemetryStale", "missing": "TelemetryMissing"}.get(reading.status, "TelemetryError")
@@ -258,6 +270,8 @@ class PolicyController:
         mem.bounds = bound_tracker(model, spec.forecast.confidence, mem.bounds)
         if mem.bounds is not None:
             mem.bounds.settle(times, series.values)
+        mem.adapter = online_adapter(model, mem.adapter)
+        learn_from(mem.adapter, model, times, series.values)
         error = mem.errors.fraction
         trusted = model_problem is None and (error is None or error <= spec.forecast.max_error_fraction)
         why_not = model_problem or (f"forecast error {error:.0%} of observed power exceeds "
@@ -270,7 +284,7 @@ class PolicyController:
                        forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None,
                        tracker=mem.bounds, workload_confidence=workload_confidence(spec),
                        battery_horizon_s=spec.safety.period_seconds,
-                       battery_margin_w=paced.margin_w if paced is not None else 0.0)
+                       battery_margin_w=paced.margin_w if paced is not None else 0.0, adapter=mem.adapter)
         mem.errors.add(view.predictions)
         if mem.bounds is not None:
             mem.bounds.add(view.bounds)
@@ -391,6 +405,9 @@ class PolicyController:
         if view.battery_margin_w > 0 and paced is not None and view.forecast_peak_w is not None:
             forecast_msg += (f"; battery paced: its energy lasts {paced.endurance_s / 60:.0f} min at its recent mean "
                              f"discharge, so it leaves {view.battery_margin_w:.0f} W of the cap margin to the forecast")
+        if mem.adapter is not None and mem.adapter.learned and view.forecast_peak_w is not None:
+            forecast_msg += (f"; median adapted to this site from {mem.adapter.learned} matured forecasts "
+                             f"(memory {mem.adapter.memory_s.max():.0f} s)")
         if view.mode == "reactive":
             forecast_msg = f"reactive control: {view.reason}"
             if mem.reasons.get("reactive") != view.reason:

@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 
+from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner.pacing import paced_peak
@@ -44,7 +45,7 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
             confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "",
             ceiling_w: float | None = None, tracker: BoundTracker | None = None,
             workload_confidence: float | None = None, battery_horizon_s: float | None = None,
-            battery_margin_w: float = 0.0) -> Outlook:
+            battery_margin_w: float = 0.0, adapter: OnlineAdapter | None = None) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
     or an untrusted forecast all fall back to reactive control on the measured load. ``ceiling_w`` is
     the most the governed hardware can draw; no forecast is allowed above it. ``tracker`` moves the
@@ -56,7 +57,9 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     bound only up to the next one; the workload rungs, which take minutes to undo, see the whole
     horizon. None: the whole horizon. ``battery_margin_w`` is how much of the margin between the trigger
     and the cap the battery's bound may use (``planner.pacing``): it then plans against that bound less
-    the margin, never below the median up to its horizon."""
+    the margin, never below the median up to its horizon. ``adapter`` adapts the median to this site
+    (feed it the measured series with :func:`learn_from`); every upper level moves with it, keeping
+    the network's calibrated spread above the median."""
     load = float(values[-1])
     if isinstance(model, Persistence):
         return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
@@ -65,6 +68,9 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
         return Outlook(load, load, None, None, None, "reactive",
                        f"warming up: {len(values)} of {window} samples of history")
     fc = model.predict(values[-window:])
+    if adapter is not None:
+        moved = adapter.adjust(values[-window:], fc.p50[0]) - fc.p50[0]  # every level moves with the median
+        fc = replace(fc, p50=fc.p50 + moved, upper=None if fc.upper is None else fc.upper + moved)
     if ceiling_w is not None:
         fc = replace(fc, p50=np.minimum(fc.p50, ceiling_w),
                      upper=None if fc.upper is None else np.minimum(fc.upper, ceiling_w))
@@ -105,6 +111,25 @@ def _up_to(horizons: np.ndarray, span_s: float) -> np.ndarray:
     if not use.any():
         use[0] = True
     return use
+
+
+def online_adapter(model: Forecaster | Persistence, current: OnlineAdapter | None) -> OnlineAdapter | None:
+    """The adapter for ``model``: ``current`` while it still fits, a fresh one when the model's
+    window, step or horizons changed, none for persistence."""
+    if isinstance(model, Persistence):
+        return None
+    meta = model.meta
+    if current is not None and (current.window, current.horizons_s, current.step_s) == (
+            meta.window, tuple(float(h) for h in meta.horizons_s), meta.step_s):
+        return current
+    return OnlineAdapter(meta.window, meta.horizons_s, meta.step_s)
+
+
+def learn_from(adapter: OnlineAdapter | None, model: Forecaster | Persistence, times: np.ndarray,
+               values: np.ndarray) -> None:
+    """Teach ``adapter`` every matured origin of the measured series, with ``model``'s medians."""
+    if adapter is not None and isinstance(model, Forecaster):
+        adapter.learn(times, values, lambda windows: model.predict(windows).p50)
 
 
 def bound_tracker(model: Forecaster | Persistence, confidence: float,

@@ -14,7 +14,8 @@ the site model:
   which is the measured load;
 - ``student``: the planner on the distilled student's calibrated upper bound (``planner.outlook``
   with the ONNX runtime), moved online by the operator's ``BoundTracker`` unless
-  ``Setup.online_bound`` is off, exactly as the operator runs it;
+  ``Setup.online_bound`` is off, its median adapted to the site by the operator's
+  ``OnlineAdapter``, exactly as the operator runs it;
 - ``oracle``: the planner on the true peak of the next horizon (the site run ahead on a fork with
   no new action): the upper bound of what any forecaster can give the same ladder.
 
@@ -31,11 +32,12 @@ from typing import Literal
 import numpy as np
 
 from gridshift.ess.physics import BatteryPhysics
+from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
 from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, dwell_marks, recent_peak
-from gridshift.planner.outlook import bound_tracker, outlook
+from gridshift.planner.outlook import bound_tracker, learn_from, online_adapter, outlook
 from gridshift.planner.pacing import DischargePace, pace_battery
 from gridshift.planner.tariff import PeakWindow, is_peak
 from gridshift.sim.site import Cluster, SiteModel
@@ -184,7 +186,8 @@ def simulate(site: SiteModel | Sequence[float] | np.ndarray, setup: Setup, strat
     forecaster: Forecaster | Persistence = model if strategy == "student" and model is not None else Persistence()
     tracker = bound_tracker(forecaster, setup.confidence, None) if setup.online_bound else None
     peaks = PeakEnergyTracker() if setup.charge_target_fraction is None else None
-    ctx = _Context(setup, limits, forecaster, tracker, peaks)
+    adapter = online_adapter(forecaster, None)
+    ctx = _Context(setup, limits, forecaster, tracker, peaks, adapter)
     actions = 0
     load = np.empty(n)
     grid = np.empty(n)
@@ -255,6 +258,7 @@ class _Context:
     forecaster: Forecaster | Persistence
     tracker: BoundTracker | None
     peaks: PeakEnergyTracker | None
+    adapter: OnlineAdapter | None
     pace: DischargePace = field(default_factory=DischargePace)
     last_change: float | None = None  # the policy's status.lastChangeTime: where the restore ramp starts
 
@@ -288,12 +292,16 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
         if ctx.tracker is not None:
             recent = history[-(setup.horizon_s + 2 * setup.period_s):]
             ctx.tracker.settle(now - np.arange(len(recent))[::-1], recent)
+        if ctx.adapter is not None:
+            recent = history[-(window + setup.horizon_s + 2 * setup.period_s):]
+            learn_from(ctx.adapter, ctx.forecaster, now - np.arange(len(recent))[::-1], recent)
         paced = pace_battery(ctx.pace, battery, now=now, reserve_fraction=limits.reserve_fraction,
                              pace_s=setup.endurance_s, cap_w=setup.cap_w, trigger_w=setup.trigger_w)
         view = outlook(ctx.forecaster, history[-window:], now, horizon_s=setup.horizon_s,
                        confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
                        workload_confidence=setup.workload_confidence,
-                       battery_horizon_s=setup.period_s, battery_margin_w=paced.margin_w if paced else 0.0)
+                       battery_horizon_s=setup.period_s, battery_margin_w=paced.margin_w if paced else 0.0,
+                       adapter=ctx.adapter)
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
         expected, workload_peak, battery_peak = view.expected_peak_w, view.workload_peak_w, view.battery_peak_w

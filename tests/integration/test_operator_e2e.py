@@ -84,6 +84,9 @@ def test_surge_is_shaved_survives_a_crash_and_is_restored(lab: Lab, site: Site, 
         eventually(lambda: (lambda c: c is not None and 0.0 <= c <= 1.0)(
             (_pp(kube, name).get("status") or {}).get("forecastCoverage")), 60,
             interval=2, what=f"status.forecastCoverage\n{operator.tail()}")
+        # ... and that it adapts the median to this site from every second whose horizon matured.
+        eventually(lambda: "median adapted to this site" in _condition(_pp(kube, name), "ForecastHealthy").get(
+            "message", ""), 60, interval=2, what=f"ForecastHealthy says the median is adapted\n{operator.tail()}")
 
         surge_at = time.time()
         kube.batch.create_namespaced_job(namespace, training("finetune", site.name, 2, 4, 600))
