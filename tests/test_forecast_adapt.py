@@ -43,9 +43,9 @@ def test_it_learns_a_jobs_rhythm_that_persistence_misses() -> None:
         assert mae(y[later, k], adapted[later, k]) < 0.5 * mae(y[later, k], x[later, -1])
 
 
-def test_the_operator_learning_period_by_period_issues_what_the_replay_scores() -> None:
-    """learn() on a growing history (the operator, the simulator) gives the forecasts that
-    adapted_medians() scores (the evaluation)."""
+def test_learning_step_by_step_issues_what_the_replay_scores() -> None:
+    """learn() on a history growing one step at a time gives the forecasts that adapted_medians()
+    scores (the evaluation); the operator and the simulator call the same learn() once per period."""
     values = square_wave(400, period=50, high=30, seed=1)
     x, y, origins = make_windows(values, 120, STEPS)
     replay = adapted_medians(x, persistence(x), y, STEPS, 1.0)
