@@ -101,19 +101,17 @@ class OnlineAdapter:
         z[:, :, 2:] = lagged[:, None, :]
         return z
 
-    def predict(self, windows: np.ndarray, p50: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The adapted ``[N, K]`` medians and the ``[N, K, d]`` features they came from."""
-        z = self.features(windows, p50)
+    def predict(self, windows: np.ndarray, p50: np.ndarray) -> np.ndarray:
+        """The adapted ``[N, K]`` medians of ``[N, window]`` windows and the network's ``[N, K]`` medians."""
         last = windows[:, -1:]
         unit = np.maximum(windows.mean(axis=1, keepdims=True), 1.0)
-        change = np.einsum("nkd,kd->nk", z, self.coef)
-        adapted = np.clip(last + change * unit, windows.min(axis=1, keepdims=True), windows.max(axis=1, keepdims=True))
-        return adapted, z
+        change = np.einsum("nkd,kd->nk", self.features(windows, p50), self.coef)
+        return np.clip(last + change * unit, windows.min(axis=1, keepdims=True), windows.max(axis=1, keepdims=True))
 
     def adjust(self, window: np.ndarray, p50: np.ndarray) -> np.ndarray:
         """``p50`` (``[K]`` watts, the network's median from ``window``) adapted."""
         w = np.asarray(window, dtype=np.float64)[None, -self.window:]
-        return self.predict(w, np.asarray(p50, dtype=np.float64)[None, :])[0][0]
+        return self.predict(w, np.asarray(p50, dtype=np.float64)[None, :])[0]
 
     def learn(self, times: np.ndarray, values: np.ndarray, medians: Callable[[np.ndarray], np.ndarray]) -> int:
         """Learn from the measured series (regular ``step_s`` samples) past where the last call
@@ -126,7 +124,7 @@ class OnlineAdapter:
         times = np.asarray(times, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
         n = len(times)
-        first = next((i for i in range(self.window - 1, n) if not times[i] <= self.walked), n)
+        first = max(self.window - 1, int(np.searchsorted(times, self.walked, side="right")))
         if first >= n:
             return 0
         low = max(self.window - 1, first - max(self.steps))
@@ -193,5 +191,5 @@ def adapted_medians(windows: np.ndarray, p50: np.ndarray, actual: np.ndarray, st
                 j = i - s
                 adapter._learn(k, z[j:j + 1, k], np.array([(actual[j, k] - last[j]) / unit[j]]), np.array([j * step_s]))
         adapter._issue(np.array([i * step_s]), z[i:i + 1])
-        issued[i] = adapter.predict(windows[i:i + 1], p50[i:i + 1])[0][0]
+        issued[i] = adapter.predict(windows[i:i + 1], p50[i:i + 1])[0]
     return issued

@@ -14,7 +14,7 @@ Each network's median is scored as the operator runs it, adapted online to the s
 :class:`~gridshift.forecaster.adapt.OnlineAdapter` from the first origin on (its bound moves with
 it, keeping the network's calibrated spread); ``NAME_offline`` is the network alone and
 ``persistence_online`` the adapter on persistence, which shows what the network adds to the
-adaptation. ``adapt=False`` scores the networks alone.
+adaptation.
 """
 
 from __future__ import annotations
@@ -53,12 +53,9 @@ def evaluate(
     step_s: float,
     fit_fraction: float = 0.6,
     confidence: float = 0.9,
-    adapt: bool = True,
 ) -> dict:
     steps = tuple(round(h / step_s) for h in horizons_s)
-    names = list(models) + [b.name for b in BASELINES]
-    if adapt:
-        names += [f"{m}_offline" for m in models] + ["persistence_online"]
+    names = list(models) + [b.name for b in BASELINES] + [f"{m}_offline" for m in models] + ["persistence_online"]
     ys: list[np.ndarray] = []
     preds: dict[str, list[np.ndarray]] = {n: [] for n in names}
     uppers: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -77,20 +74,17 @@ def evaluate(
         for name, predict in models.items():
             p50, upper = predict(windows.astype(np.float32))
             offline = np.asarray(p50, dtype=np.float64)
-            p50 = offline
-            if adapt:
-                preds[f"{name}_offline"].append(offline[scored])
-                p50 = adapted_medians(windows, offline, targets, steps, step_s)
+            p50 = adapted_medians(windows, offline, targets, steps, step_s)
             preds[name].append(p50[scored])
+            preds[f"{name}_offline"].append(offline[scored])
             if upper is not None:
                 upper = np.asarray(upper, dtype=np.float64) + (p50 - offline)  # as planner.outlook
                 floor = p50 if confidence > 0.5 else None  # as planner.outlook
                 tracked = tracked_bounds(upper, targets, windows.mean(axis=1), steps, confidence, floor=floor)
                 uppers[name].append(tracked[scored])
                 statics[name].append(upper[scored])
-        if adapt:
-            preds["persistence_online"].append(adapted_medians(windows, np.repeat(windows[:, -1:], len(steps), axis=1),
-                                                               targets, steps, step_s)[scored])
+        persistence = np.repeat(windows[:, -1:], len(steps), axis=1)
+        preds["persistence_online"].append(adapted_medians(windows, persistence, targets, steps, step_s)[scored])
         history = s.values[:cut]
         for cls in BASELINES:
             preds[cls.name].append(cls(window, steps).fit(history).predict(x))
