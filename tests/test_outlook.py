@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from gridshift.forecaster.conformal import BoundTracker
-from gridshift.forecaster.runtime import Forecaster, Persistence
-from gridshift.planner.outlook import ErrorTracker, bound_tracker, crossing_risk, outlook
+from gridshift.forecaster.runtime import Forecaster, Persistence, default_model_dir
+from gridshift.planner.outlook import ErrorTracker, bound_tracker, crossing_risk, learn_from, online_adapter, outlook
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +88,32 @@ def test_the_online_margin_moves_the_bound_the_planner_acts_on(student: Forecast
     assert bound_tracker(student, 0.9, tracker) is tracker
     assert bound_tracker(student, 0.95, tracker).margins.tolist() == [0.0, 0.0, 0.0]
     assert bound_tracker(Persistence(), 0.9, tracker) is None
+
+
+def test_a_replaced_network_of_the_same_shape_starts_its_learned_state_afresh(student: Forecaster,
+                                                                               tmp_path: Path) -> None:
+    """An admin ships a retrained model in the ConfigMap: same window and horizons, other weights.
+    What the operator learned online corrected the old network, so it must not carry over."""
+    shutil.copytree(default_model_dir(), tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    meta["files"]["student"] = meta["files"]["student_no_kd"]  # another network, the same shape
+    (tmp_path / "model" / "model.json").write_text(json.dumps(meta))
+    retrained = Forecaster.load(tmp_path / "model")
+    assert retrained.meta.horizons_s == student.meta.horizons_s and retrained.meta.window == student.meta.window
+
+    values = (3000 + 300 * np.sin(np.arange(600) / 6)).astype(np.float32)
+    tracker = bound_tracker(student, 0.9, None)
+    adapter = online_adapter(student, None)
+    assert tracker is not None and adapter is not None
+    tracker.margins[:] = 0.1
+    learn_from(adapter, student, np.arange(600.0), values)
+    assert adapter.learned > 0
+    assert bound_tracker(student, 0.9, tracker) is tracker and online_adapter(student, adapter) is adapter
+    fresh_tracker, fresh_adapter = bound_tracker(retrained, 0.9, tracker), online_adapter(retrained, adapter)
+    assert fresh_tracker is not tracker and fresh_tracker is not None and fresh_tracker.margins.tolist() == [0.0] * 3
+    assert fresh_adapter is not adapter and fresh_adapter is not None and fresh_adapter.learned == 0
+    # Reloading the same files (the operator restarts, or the ConfigMap's metadata changes) keeps them.
+    assert bound_tracker(Forecaster.load("default"), 0.9, tracker) is tracker
 
 
 def test_confidence_one_half_plans_against_the_median(student: Forecaster) -> None:

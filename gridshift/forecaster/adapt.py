@@ -49,7 +49,8 @@ class OnlineAdapter:
 
     def __init__(self, window: int, horizons_s: tuple[float, ...], step_s: float,
                  half_lives_s: tuple[float, ...] = DEFAULT_HALF_LIVES_S, ridge: float = DEFAULT_RIDGE,
-                 stride_s: float = DEFAULT_STRIDE_S, score_half_life_s: float = DEFAULT_SCORE_HALF_LIFE_S):
+                 stride_s: float = DEFAULT_STRIDE_S, score_half_life_s: float = DEFAULT_SCORE_HALF_LIFE_S,
+                 network: str = ""):
         if not half_lives_s or min(half_lives_s) <= 0:
             raise ValueError(f"half_lives_s must be positive seconds, got {half_lives_s}")
         if score_half_life_s <= 0:
@@ -59,6 +60,7 @@ class OnlineAdapter:
         stride = max(1, round(stride_s / step_s))
         self.window = window
         self.step_s = step_s
+        self.network = network  # which network's medians it learned to correct (its sha256); opaque here
         self.horizons_s = tuple(float(h) for h in horizons_s)
         self.steps = tuple(round(h / step_s) for h in self.horizons_s)
         self.half_lives_s = np.asarray(half_lives_s, dtype=np.float64)

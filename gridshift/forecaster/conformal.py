@@ -25,13 +25,15 @@ import numpy as np
 
 
 class BoundTracker:
-    def __init__(self, level: float, horizons: int, rate: float = 0.02, limit: float = 5.0, keep: int = 500):
+    def __init__(self, level: float, horizons: int, rate: float = 0.02, limit: float = 5.0, keep: int = 500,
+                 network: str = ""):
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level}")
         if rate <= 0.0:
             raise ValueError(f"rate must be positive, got {rate}")
         self.level = level
         self.rate = rate
+        self.network = network  # which network's bound its margins correct (its sha256); opaque here
         self.limit = limit
         self.margins = np.zeros(horizons)
         self.pending: deque[tuple[float, int, float]] = deque(maxlen=16 * keep)

@@ -101,7 +101,8 @@ class OnnxNetwork:
 
         if not path.is_file():
             raise ModelError(f"{path}: file missing")
-        if expected_sha256 and _sha256(path) != expected_sha256:
+        self.sha256 = _sha256(path)  # what state learned from this network's forecasts is keyed on
+        if expected_sha256 and self.sha256 != expected_sha256:
             raise ModelError(f"{path}: checksum differs from {META_FILE} (file replaced or truncated)")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

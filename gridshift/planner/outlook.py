@@ -114,15 +114,15 @@ def _up_to(horizons: np.ndarray, span_s: float) -> np.ndarray:
 
 
 def online_adapter(model: Forecaster | Persistence, current: OnlineAdapter | None) -> OnlineAdapter | None:
-    """The adapter for ``model``: ``current`` while it still fits, a fresh one when the model's
-    window, step or horizons changed, none for persistence."""
+    """The adapter for ``model``: ``current`` while it was learned for the same network, a fresh one
+    when the network was replaced (a new model in the ConfigMap, even of the same shape: what it
+    learned corrects the old network's medians), none for persistence."""
     if isinstance(model, Persistence):
         return None
-    meta = model.meta
-    if current is not None and (current.window, current.horizons_s, current.step_s) == (
-            meta.window, tuple(float(h) for h in meta.horizons_s), meta.step_s):
+    if current is not None and current.network == model.student.sha256:
         return current
-    return OnlineAdapter(meta.window, meta.horizons_s, meta.step_s)
+    meta = model.meta
+    return OnlineAdapter(meta.window, meta.horizons_s, meta.step_s, network=model.student.sha256)
 
 
 def learn_from(adapter: OnlineAdapter | None, model: Forecaster | Persistence, times: np.ndarray,
@@ -134,14 +134,14 @@ def learn_from(adapter: OnlineAdapter | None, model: Forecaster | Persistence, t
 
 def bound_tracker(model: Forecaster | Persistence, confidence: float,
                   current: BoundTracker | None) -> BoundTracker | None:
-    """The tracker for ``model`` at ``confidence``: ``current`` while it still fits, a fresh one
-    when the level or the model's horizons changed, none for a model without an upper bound."""
+    """The tracker for ``model`` at ``confidence``: ``current`` while it tracks the same network's
+    bound at the same level, a fresh one when the level changed or the network was replaced (its
+    margins corrected the old network's calibration), none for a model without an upper bound."""
     if isinstance(model, Persistence):
         return None
-    horizons = len(model.meta.horizons_s)
-    if current is not None and current.level == confidence and len(current.margins) == horizons:
+    if current is not None and current.level == confidence and current.network == model.student.sha256:
         return current
-    return BoundTracker(confidence, horizons)
+    return BoundTracker(confidence, len(model.meta.horizons_s), network=model.student.sha256)
 
 
 class ErrorTracker:
