@@ -107,6 +107,24 @@ def test_bad_value_names_file_and_line(tmp_path: Path):
         load_node_csv(path)
 
 
+@pytest.mark.parametrize("stamp, seconds", [
+    ("2025-07-27 00:34:45.155", 45.155), ("2025/07/27 00:34:45", 45.0), ("2025-07-27T00:34:45.5Z", 45.5),
+    ("2025-07-27T02:34:45+02:00", 45.0), ("1753576485.25", 45.25),
+])
+def test_every_time_format_reads_as_utc(tmp_path: Path, stamp: str, seconds: float):
+    path = tmp_path / "node.csv"
+    path.write_text(f"datetime,power_watts\n{stamp},577\n")
+    assert load_node_csv(path).times[0] == pytest.approx(1753576440.0 + seconds, abs=1e-6)
+
+
+@pytest.mark.parametrize("stamp", ["2025-13-27 00:34:45", "2025-07-27 25:34:45", "yesterday at noon"])
+def test_impossible_time_names_file_and_line(tmp_path: Path, stamp: str):
+    path = tmp_path / "node.csv"
+    path.write_text(f"datetime,power_watts\n2025-07-27 00:34:44,577\n{stamp},578\n")
+    with pytest.raises(TraceError, match=rf"node\.csv:3: cannot read time '{stamp}'"):
+        load_node_csv(path)
+
+
 def test_unknown_columns_are_named(tmp_path: Path):
     path = tmp_path / "x.csv"
     path.write_text("when,how_much\n1,2\n")
