@@ -114,14 +114,16 @@ def _up_to(horizons: np.ndarray, span_s: float) -> np.ndarray:
 
 
 def online_adapter(model: Forecaster | Persistence, current: OnlineAdapter | None) -> OnlineAdapter | None:
-    """The adapter for ``model``: ``current`` while it was learned for the same network, a fresh one
-    when the network was replaced (a new model in the ConfigMap, even of the same shape: what it
-    learned corrects the old network's medians), none for persistence."""
+    """The adapter for ``model``: ``current`` while it was learned for the same network and shape, a
+    fresh one when the window, step or horizons changed or the network was replaced (a new model in
+    the ConfigMap, even of the same shape: what it learned corrects the old network's medians), none
+    for persistence."""
     if isinstance(model, Persistence):
         return None
-    if current is not None and current.network == model.student.sha256:
-        return current
     meta = model.meta
+    if current is not None and (current.network, current.window, current.horizons_s, current.step_s) == (
+            model.student.sha256, meta.window, tuple(float(h) for h in meta.horizons_s), meta.step_s):
+        return current
     return OnlineAdapter(meta.window, meta.horizons_s, meta.step_s, network=model.student.sha256)
 
 
@@ -139,9 +141,11 @@ def bound_tracker(model: Forecaster | Persistence, confidence: float,
     margins corrected the old network's calibration), none for a model without an upper bound."""
     if isinstance(model, Persistence):
         return None
-    if current is not None and current.level == confidence and current.network == model.student.sha256:
+    horizons = len(model.meta.horizons_s)
+    if current is not None and (current.level, current.network, len(current.margins)) == (
+            confidence, model.student.sha256, horizons):
         return current
-    return BoundTracker(confidence, len(model.meta.horizons_s), network=model.student.sha256)
+    return BoundTracker(confidence, horizons, network=model.student.sha256)
 
 
 class ErrorTracker:
