@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import write_json
 
 from gridshift.forecaster.adapt import DEFAULT_HALF_LIVES_S, DEFAULT_RIDGE, adapted_medians
-from gridshift.forecaster.baselines import DLinear
+from gridshift.forecaster.baselines import DLinear, PersistenceBaseline
 from gridshift.forecaster.metrics import make_windows
 from gridshift.sim import scenario as scenarios
 from gridshift.sim.peak import simulate
@@ -67,7 +67,7 @@ def main() -> int:
         sets[f"{name} site"] = [simulate(site, scn.setup(1e9), "none").load_w]
 
     def persistence(x: np.ndarray) -> np.ndarray:
-        return np.repeat(x[:, -1:], len(STEPS), axis=1)
+        return PersistenceBaseline(WINDOW, STEPS).predict(x)
 
     print(f"default: memories {DEFAULT_HALF_LIVES_S} s, ridge {DEFAULT_RIDGE}; MAE (W) at {STEPS} s")
     results: dict[str, dict[str, list[float]]] = {}

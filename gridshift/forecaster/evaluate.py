@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gridshift.forecaster.adapt import adapted_medians
-from gridshift.forecaster.baselines import BASELINES
+from gridshift.forecaster.baselines import BASELINES, PersistenceBaseline
 from gridshift.forecaster.conformal import tracked_bounds
 from gridshift.forecaster.metrics import make_windows, summarize
 from gridshift.forecaster.runtime import Forecaster
@@ -83,7 +83,7 @@ def evaluate(
                 tracked = tracked_bounds(upper, targets, windows.mean(axis=1), steps, confidence, floor=floor)
                 uppers[name].append(tracked[scored])
                 statics[name].append(upper[scored])
-        persistence = np.repeat(windows[:, -1:], len(steps), axis=1)
+        persistence = PersistenceBaseline(window, steps).predict(windows)
         preds["persistence_online"].append(adapted_medians(windows, persistence, targets, steps, step_s)[scored])
         history = s.values[:cut]
         for cls in BASELINES:

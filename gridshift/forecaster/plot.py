@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from gridshift.forecaster.adapt import adapted_medians
+from gridshift.forecaster.baselines import PersistenceBaseline
 from gridshift.forecaster.metrics import make_windows
 from gridshift.forecaster.runtime import Forecaster
 from gridshift.plots import pyplot, save
@@ -37,7 +38,8 @@ def plot_forecast(model: Forecaster, series: Series, out: Path, confidence: floa
     ax.set_title(f"{series.name}: forecast vs actual")
     ax.legend(loc="upper right")
     pos = np.arange(len(steps))
-    bars = {"student": p50, "student offline": offline, "persistence": np.repeat(x[:, -1:], len(steps), axis=1)}
+    bars = {"student": p50, "student offline": offline,
+            "persistence": PersistenceBaseline(meta.window, tuple(steps)).predict(x)}
     for i, (label, pred) in enumerate(bars.items()):
         axes[1].bar(pos + 0.27 * (i - 1), np.abs(pred - y).mean(axis=0), 0.27, label=label)
     axes[1].set_xticks(pos, [f"{h:g} s" for h in meta.horizons_s])
