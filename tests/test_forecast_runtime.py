@@ -138,7 +138,7 @@ def test_evaluate_cli_json_schema(capsys):
     assert main(["forecast", "evaluate", "--model", "default", "--json",
                  "--data", str(H100 / "run-2025-07-27T00-34-node.csv")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"step_s", "horizons_s", "series", "points", "metrics"}
+    assert set(report) == {"step_s", "horizons_s", "series", "points", "origins_whole_run", "metrics"}
     assert report["series"] == 1 and report["points"] > 100
     for name in ("student", "student_no_kd", "persistence", "seasonal_naive", "moving_average", "dlinear"):
         assert name in report["metrics"], name

@@ -253,6 +253,13 @@ def conformal_offsets(student: Student, split: Split, cfg: TrainConfig) -> torch
     return torch.tensor(np.stack(rows), dtype=torch.float32)
 
 
+def fit_student(split: Split, cfg: TrainConfig, teacher: Teacher | None, weights: DistillWeights,
+                progress: Progress | None = None, label: str = "student") -> ExportStudent:
+    """A student trained (seeded by ``cfg.seed``) and calibrated, wrapped for export."""
+    student = train_student(split, cfg, teacher, weights, progress, label=label)
+    return ExportStudent(student, InstanceNorm(), conformal_offsets(student, split, cfg)).eval()
+
+
 def predict_student(export: ExportStudent, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         p50, upper = export(torch.tensor(x, dtype=torch.float32))
@@ -287,14 +294,12 @@ def fit_models(series: list[Series], cfg: TrainConfig, extra_fit: list[Series] |
     if ablations:
         for term in TERMS:
             variants[f"student_no_{term}"] = cfg.distill.without(term)
-    norm = InstanceNorm()
     students: dict[str, ExportStudent] = {}
     for name, weights in variants.items():
         t0 = time.monotonic()
-        student = train_student(split, cfg, teacher, weights, progress, label=name)
-        students[name] = ExportStudent(student, norm, conformal_offsets(student, split, cfg)).eval()
+        students[name] = fit_student(split, cfg, teacher, weights, progress, label=name)
         seconds[name] = time.monotonic() - t0
-    teacher_export = ExportTeacher(teacher, norm, cfg.horizon_steps).eval()
+    teacher_export = ExportTeacher(teacher, InstanceNorm(), cfg.horizon_steps).eval()
     hs = [h - 1 for h in cfg.horizon_steps]
     truth = split.cal_y[:, hs]
     validation = {"teacher": _per_horizon(truth, predict_teacher(teacher_export, split.cal_x), cfg)}
