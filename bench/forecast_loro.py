@@ -11,7 +11,7 @@ everything scored on its last 40 %; each network adapted online as the operator 
 ratio, the ablation and a pass/fail line per acceptance criterion.
 
 The distilled and the undistilled student are also trained with ``--seeds`` - 1 more seeds each
-(``student@S``, ``student_no_kd@S``; same teacher, same data): from one seed to the next their
+(``fit_models(seeds=)``: ``student@S``, ``student_no_kd@S``; same teacher, same data): from one seed to the next their
 30 s error moves by more than the gap between them, so the criteria on the students are judged on
 the mean over seeds, and the paired gain of distillation is printed with its standard error.
 """
@@ -73,15 +73,7 @@ def over_seeds(merged: dict, base: str, seeds: int, hs: list[str],
 def main() -> int:
     import torch
 
-    from gridshift.forecaster.train.distill import NO_DISTILLATION
-    from gridshift.forecaster.train.fit import (
-        TrainConfig,
-        fit_models,
-        fit_student,
-        predict_student,
-        predict_teacher,
-        split_windows,
-    )
+    from gridshift.forecaster.train.fit import TrainConfig, fit_models, predict_student, predict_teacher
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
@@ -114,13 +106,8 @@ def main() -> int:
     started = time.monotonic()
     for k, held_out in enumerate(runs):
         t0 = time.monotonic()
-        train = [r for i, r in enumerate(runs) if i != k]
-        result = fit_models(train, cfg, ablations=not args.no_ablations)
-        split = split_windows(train, cfg)
-        for seed in range(1, args.seeds):
-            again = replace(cfg, seed=cfg.seed + seed)
-            result.students[f"student@{seed}"] = fit_student(split, again, result.teacher.teacher, cfg.distill)
-            result.students[f"student_no_kd@{seed}"] = fit_student(split, again, None, NO_DISTILLATION)
+        result = fit_models([r for i, r in enumerate(runs) if i != k], cfg, ablations=not args.no_ablations,
+                            seeds=args.seeds)
         models = {"teacher": lambda x, e=result.teacher: (predict_teacher(e, x), None)}
         for name, export in result.students.items():
             models[name] = lambda x, e=export: (lambda p, u: (p, u[:, level, :]))(*predict_student(e, x))

@@ -4,6 +4,7 @@ calibration, pruning, quantisation, determinism, distillation switches."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,20 @@ def test_same_seed_same_model():
     b = fit_models(series, CFG).students["student"]
     x = split_windows(series, CFG).cal_x[:50]
     np.testing.assert_array_equal(predict_student(a, x)[0], predict_student(b, x)[0])
+
+
+def test_more_seeds_train_the_same_students_from_other_seeds():
+    """The bench's seed noise: ``student@1`` is the student of seed + 1 on the same windows (for the
+    undistilled one, the very network a run with that seed trains), not a copy of seed 0's."""
+    series = [synthetic(seed=3)]
+    result = fit_models(series, CFG, seeds=2)
+    assert {"student@1", "student_no_kd@1"} <= set(result.students)
+    x = split_windows(series, CFG).cal_x[:50]
+    first, again = (predict_student(result.students[n], x)[0] for n in ("student", "student@1"))
+    assert not np.allclose(first, again)
+    alone = fit_models(series, replace(CFG, seed=CFG.seed + 1)).students["student_no_kd"]
+    np.testing.assert_array_equal(predict_student(result.students["student_no_kd@1"], x)[0],
+                                  predict_student(alone, x)[0])
 
 
 def test_distillation_terms_switch_off():

@@ -253,13 +253,6 @@ def conformal_offsets(student: Student, split: Split, cfg: TrainConfig) -> torch
     return torch.tensor(np.stack(rows), dtype=torch.float32)
 
 
-def fit_student(split: Split, cfg: TrainConfig, teacher: Teacher | None, weights: DistillWeights,
-                progress: Progress | None = None, label: str = "student") -> ExportStudent:
-    """A student trained (seeded by ``cfg.seed``) and calibrated, wrapped for export."""
-    student = train_student(split, cfg, teacher, weights, progress, label=label)
-    return ExportStudent(student, InstanceNorm(), conformal_offsets(student, split, cfg)).eval()
-
-
 def predict_student(export: ExportStudent, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         p50, upper = export(torch.tensor(x, dtype=torch.float32))
@@ -275,31 +268,40 @@ def predict_teacher(export: ExportTeacher, x: np.ndarray) -> np.ndarray:
 class TrainResult:
     cfg: TrainConfig
     teacher: ExportTeacher
-    students: dict[str, ExportStudent]  # "student", "student_no_kd", ablations
+    students: dict[str, ExportStudent]  # "student", "student_no_kd", ablations, "NAME@SEED"
     parameters: dict[str, int]
     validation: dict[str, dict[str, float]]  # name -> {"h5": mae W, ...} on calibration windows
     seconds: dict[str, float]
 
 
 def fit_models(series: list[Series], cfg: TrainConfig, extra_fit: list[Series] | None = None,
-               ablations: bool = False, progress: Progress | None = None) -> TrainResult:
+               ablations: bool = False, progress: Progress | None = None, seeds: int = 1) -> TrainResult:
     """Train teacher, distilled student and non-distilled student (and, with ``ablations``, a
-    student without each distillation term) on ``series``."""
+    student without each distillation term) on ``series``. With ``seeds`` > 1, the distilled and
+    the non-distilled student are also trained from ``seeds - 1`` more seeds (``student@S``,
+    ``student_no_kd@S``: same teacher, same windows), to tell their difference from seed noise."""
     split = split_windows(series, cfg, extra_fit)
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
     teacher = train_teacher(split, cfg, progress)
     seconds["teacher"] = time.monotonic() - t0
-    variants: dict[str, DistillWeights] = {"student": cfg.distill, "student_no_kd": NO_DISTILLATION}
+    variants: dict[str, tuple[DistillWeights, TrainConfig]] = {
+        "student": (cfg.distill, cfg), "student_no_kd": (NO_DISTILLATION, cfg)}
     if ablations:
         for term in TERMS:
-            variants[f"student_no_{term}"] = cfg.distill.without(term)
+            variants[f"student_no_{term}"] = (cfg.distill.without(term), cfg)
+    for seed in range(1, seeds):
+        again = replace(cfg, seed=cfg.seed + seed)
+        variants[f"student@{seed}"] = (cfg.distill, again)
+        variants[f"student_no_kd@{seed}"] = (NO_DISTILLATION, again)
+    norm = InstanceNorm()
     students: dict[str, ExportStudent] = {}
-    for name, weights in variants.items():
+    for name, (weights, run_cfg) in variants.items():
         t0 = time.monotonic()
-        students[name] = fit_student(split, cfg, teacher, weights, progress, label=name)
+        student = train_student(split, run_cfg, teacher, weights, progress, label=name)
+        students[name] = ExportStudent(student, norm, conformal_offsets(student, split, run_cfg)).eval()
         seconds[name] = time.monotonic() - t0
-    teacher_export = ExportTeacher(teacher, InstanceNorm(), cfg.horizon_steps).eval()
+    teacher_export = ExportTeacher(teacher, norm, cfg.horizon_steps).eval()
     hs = [h - 1 for h in cfg.horizon_steps]
     truth = split.cal_y[:, hs]
     validation = {"teacher": _per_horizon(truth, predict_teacher(teacher_export, split.cal_x), cfg)}
