@@ -63,7 +63,7 @@ def main() -> int:
     sets = {"h100 runs": [longest(load_nvidia_smi_csv(f).node().resample(1.0, 5.0)).values for f in runs]}
     for name in ("training-64", "mixed"):
         scn = scenarios.load(name)
-        site = scn.site(scenarios.read_traces(scn, args.data_dir), seconds=int(args.hours * 3600))
+        site = scn.site(scn.job_traces(args.data_dir), seconds=int(args.hours * 3600))
         sets[f"{name} site"] = [simulate(site, scn.setup(1e9), "none").load_w]
 
     def persistence(x: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ def main() -> int:
 
     scn = scaled(args.nodes, args.hours)
     started = time.perf_counter()
-    site = scn.site(sc.read_traces(scn, args.trace_dir))
+    site = scn.site(scn.job_traces(args.trace_dir))
     build_s = time.perf_counter() - started
     model = Forecaster.load("default")
     free = simulate(site, scn.setup(1e9), "none")

@@ -158,7 +158,7 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from gridshift.forecaster.evaluate import evaluate, forecaster_predictors
-    from gridshift.forecaster.runtime import Forecaster, ModelError
+    from gridshift.forecaster.runtime import Forecaster, ModelError, training_overlap
     from gridshift.telemetry.traces import TraceError, load_series
 
     try:
@@ -170,6 +170,11 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
     except (ModelError, TraceError, ValueError) as exc:
         print(f"gridshift: {exc}", file=sys.stderr)
         return 1
+    report["in_sample_files"] = overlap = training_overlap(meta, args.data)
+    if overlap:
+        print(f"gridshift: warning: the model was trained on {len(overlap)} of the {len(args.data)} scored files "
+              f"({', '.join(Path(p).name for p in overlap)}): these scores are in-sample, not out of sample",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -427,7 +432,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         scn = sc.load(args.scenario)
         seconds = int(parse_duration(args.span, "--duration")) if args.span else scn.seconds
         strategies = args.strategies or scn.file.strategies
-        traces = sc.read_traces(scn, args.trace_dir) if scn.file.traces else []
+        traces = scn.job_traces(args.trace_dir)
         model = Forecaster.load(args.model) if "student" in strategies else None
     except (sc.ScenarioError, UnitError, ModelError) as exc:
         raise SystemExit(f"gridshift simulate: {exc}") from exc
@@ -582,12 +587,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     simu = sub.add_parser("simulate", help="peak shaving on a simulated site: every strategy on one scenario")
     simu.add_argument("--scenario", required=True, metavar="FILE|NAME",
-                      help="a scenario YAML file, or a bundled one: training-64, mixed")
+                      help="a scenario YAML file, or a bundled one: training-64, mixed, synthetic-training")
     simu.add_argument("--strategies", nargs="+", choices=["none", "reactive", "persistence", "student", "oracle"],
                       help="strategies to run (default: the scenario's)")
     simu.add_argument("--duration", dest="span", help="simulate only this long, e.g. 2h (default: the scenario's)")
     simu.add_argument("--trace-dir", default="../shared/data",
-                      help="folder the scenario's traces are relative to (default ../shared/data)")
+                      help="folder the scenario's trace files are relative to (default ../shared/data; "
+                           "not read by a scenario with only synthetic traces)")
     simu.add_argument("--model", default="default", help="forecaster model directory for student (default: bundled)")
     simu.add_argument("--json", action="store_true", help="print one JSON object with a block per strategy")
     simu.add_argument("--plot", metavar="PNG", help="also draw grid power against the cap and the costs")

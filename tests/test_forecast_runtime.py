@@ -138,8 +138,10 @@ def test_evaluate_cli_json_schema(capsys):
     assert main(["forecast", "evaluate", "--model", "default", "--json",
                  "--data", str(H100 / "run-2025-07-27T00-34-node.csv")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"step_s", "horizons_s", "series", "points", "origins_whole_run", "metrics"}
+    assert set(report) == {"step_s", "horizons_s", "series", "points", "origins_whole_run", "metrics",
+                           "in_sample_files"}
     assert report["series"] == 1 and report["points"] > 100
+    assert report["in_sample_files"] == [], "the node total is not one of the model's training files"
     for name in ("student", "student_no_kd", "persistence", "seasonal_naive", "moving_average", "dlinear"):
         assert name in report["metrics"], name
         for h in report["horizons_s"]:
@@ -179,3 +181,16 @@ def test_train_rejects_bad_options_before_training(tmp_path: Path, capsys, argv,
         main(["forecast", "train", "--data", "x.csv", "--out", str(tmp_path / "m"), *argv])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not H100.is_dir(), reason=f"shared traces not found at {H100}")
+def test_scores_on_a_training_file_are_called_in_sample(tmp_path: Path) -> None:
+    """model.json lists the files the model trained on: a copy under another name is caught too."""
+    from gridshift.forecaster.runtime import training_overlap
+
+    meta = Forecaster.load("default").meta
+    trained = H100 / "run-2025-07-27T00-34-per-gpu.csv"
+    renamed = tmp_path / "site.csv"
+    shutil.copy(trained, renamed)
+    unseen = H100 / "run-2025-07-27T00-34-node.csv"
+    assert training_overlap(meta, [trained, renamed, unseen]) == [str(trained), str(renamed)]

@@ -57,8 +57,7 @@ def inputs(draw, with_charge: bool = False) -> PlanInput:
     if with_charge or draw(st.booleans()):
         charge = ChargeRule(off_peak=draw(st.booleans()), target_fraction=draw(st.floats(0, 1)),
                             max_charge_w=draw(st.one_of(st.none(), st.floats(1e3, 1e5))),
-                            dwell_s=draw(st.sampled_from([0.0, 120.0, 600.0])),
-                            recent_peak_w=draw(st.floats(0, 2e5)))
+                            dwell_s=draw(st.sampled_from([0.0, 120.0, 600.0])))
     ladder = tuple(draw(st.permutations(["battery", "scaleDown", "suspend"])))
     limits = PlanLimits(cooldown_s=draw(st.floats(0, 120)), max_actions=draw(st.integers(1, 10)),
                         ramp_w_per_min=draw(st.floats(100, 1e5)), hysteresis=draw(st.floats(0, 0.3)),
@@ -71,7 +70,8 @@ def inputs(draw, with_charge: bool = False) -> PlanInput:
                      expected_peak_w=expected, ladder=ladder, workloads=draw(workloads()),
                      battery=battery, limits=limits, period_s=15.0, charge=charge,
                      ramp_since=draw(st.one_of(st.none(), st.floats(NOW - 900, NOW))),
-                     battery_peak_w=None if near is None else near * expected)
+                     battery_peak_w=None if near is None else near * expected,
+                     measured_w=draw(st.one_of(st.none(), st.floats(0, 2e5))), recent_peak_w=draw(st.floats(0, 2e5)))
 
 
 def _by_key(inp: PlanInput) -> dict[str, Workload]:
@@ -190,7 +190,7 @@ def test_charging_is_off_peak_below_the_threshold_within_the_rating_and_the_dwel
     # Whatever else this period brings back, the grid stays under the restore threshold.
     threshold = inp.trigger_w * (1 - inp.limits.hysteresis)
     others = -sum(x.expected_watts for x in result.actions if x.expected_watts < 0 and x is not a)
-    basis = max(inp.expected_peak_w, rule.recent_peak_w)
+    basis = max(inp.expected_peak_w, inp.recent_peak_w)
     assert basis + others + (-a.setpoint_w) <= threshold + 1e-6 * max(1.0, threshold)
 
 
@@ -405,7 +405,7 @@ def test_no_charging_on_peak_and_a_running_charge_is_stopped() -> None:
 
 def test_charging_plans_below_the_recent_peak_not_just_the_forecast() -> None:
     """A forecast dip is no reason to add 35 kW of optional load when the load touched 90 kW a moment ago."""
-    result = plan(_charging_input(charge=ChargeRule(True, 0.9, dwell_s=300, recent_peak_w=90_000)))
+    result = plan(_charging_input(charge=ChargeRule(True, 0.9, dwell_s=300), recent_peak_w=90_000))
     assert [(a.verb, a.setpoint_w) for a in result.actions] == [("charge", -5_000)]
 
 

@@ -76,11 +76,13 @@ def test_the_cap_holds_whenever_the_oracle_has_battery_left() -> None:
 
 
 def test_recharging_happens_and_stays_under_the_threshold_when_the_load_is_calm() -> None:
-    calm = np.full(1200, 5_000.0)
+    """It waits until ten minutes of load have been measured (planner.charging.LOOKBACK_S), then charges."""
+    calm = np.full(1800, 5_000.0)
     start_low = Setup(cap_w=10_000, trigger_w=9_500,
                       battery=Battery(BatteryPhysics(2_000, 3_000, 5_000, soc_fraction=0.3)))
     r = simulate(calm, start_low, "oracle")
     assert r.final_soc > 0.75 and r.battery_charged_kwh > 0.9
+    assert r.battery_w[:600].min() == 0.0, "no charge before the lookback was measured"
     assert r.grid_w.max() <= 9_500 * 0.95 + 1, "charging never pushes the grid over the restore threshold"
     no_recharge = simulate(calm, Setup(**{**start_low.__dict__, "recharge": False}), "oracle")
     assert no_recharge.final_soc == pytest.approx(0.3)
@@ -95,7 +97,8 @@ def test_the_simulation_is_deterministic() -> None:
 def test_a_paced_battery_lasts_through_a_long_peak_and_lets_less_over_the_cap() -> None:
     """Two hours hovering under the trigger with bursts over it, a battery too small to chase the
     student's bound through all of it: unpaced it reaches the reserve and the later bursts go
-    through; paced (spec.storage.enduranceSeconds) it spends less on unlikely spikes and holds."""
+    through; paced (spec.storage.enduranceSeconds) it spends less on unlikely spikes and holds.
+    Pacing alone: the do-no-harm guards (skill gate, speculation budget) are off here."""
     rng = np.random.default_rng(3)
     load = 9_300 + rng.normal(0, 250, 7_200)
     t = 60
@@ -104,7 +107,8 @@ def test_a_paced_battery_lasts_through_a_long_peak_and_lets_less_over_the_cap() 
         load[t:t + width] += rng.uniform(750, 1_500)
         t += width + int(rng.integers(60, 240))
     model = Forecaster.load("default")
-    setup = Setup(cap_w=10_000, trigger_w=9_500, battery=Battery(BatteryPhysics(2_000, 3_000, 5_000)), confidence=0.8)
+    setup = Setup(cap_w=10_000, trigger_w=9_500, battery=Battery(BatteryPhysics(2_000, 3_000, 5_000)), confidence=0.8,
+                  skill_gate=False, budget_speculation=False)
     unpaced = simulate(load, replace(setup, endurance_s=0), "student", model=model)
     paced = simulate(load, replace(setup, endurance_s=7_200), "student", model=model)
     assert unpaced.soc_min == pytest.approx(0.2, abs=1e-3), "without pacing the battery runs down to its reserve"

@@ -90,10 +90,10 @@ def test_the_policy_section_is_the_operators_spec_in_planner_units() -> None:
 
 
 def test_the_bundled_scenarios_load() -> None:
-    assert {"training-64", "mixed"} <= set(sc.bundled())
+    assert {"training-64", "mixed", "synthetic-training"} <= set(sc.bundled())
     for name in sc.bundled():
         scn = sc.load(name)
-        assert scn.seconds == 86_400 and scn.file.traces
+        assert scn.seconds == 86_400 and (scn.file.traces or scn.file.synthetic)
 
 
 def test_simulate_prints_one_block_per_strategy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,7 +121,7 @@ def test_simulate_names_a_missing_trace_and_an_unknown_scenario(tmp_path: Path) 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"the shared traces are not at {SHARED_DATA}")
 def test_the_bundled_training_site_on_real_traces() -> None:
     scn = sc.load("training-64")
-    site = scn.site(sc.read_traces(scn, SHARED_DATA), seconds=3600)
+    site = scn.site(scn.job_traces(SHARED_DATA), seconds=3600)
     assert len(site.bank) == 5 and site.nodes == 64
     run = sc.compare(scn, site, ["none", "oracle"])
     none, oracle = run.results["none"], run.results["oracle"]

@@ -201,6 +201,16 @@ class Persistence:
         return Forecast(self.horizons_s, (), np.repeat(last, len(self.horizons_s), axis=1), None)
 
 
+def training_overlap(meta: ModelMeta, paths: list[str] | list[Path]) -> list[str]:
+    """The files among ``paths`` that the model was trained on (``model.json`` lists its training
+    files with their SHA-256): scores on them are in-sample, not evidence of how it forecasts a run
+    it never saw. Matched by content, so a renamed copy is caught too."""
+    trained = {str(d.get("sha256")) for d in meta.raw.get("training", {}).get("data", []) if isinstance(d, dict)}
+    if not trained:
+        return []
+    return [str(p) for p in paths if Path(p).is_file() and _sha256(Path(p)) in trained]
+
+
 def default_model_dir() -> Path:
     return Path(str(resources.files("gridshift.forecaster") / "default_model"))
 

@@ -30,7 +30,7 @@ from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.operator.migrating import MigrationStep
 from gridshift.operator.queries import power_query
 from gridshift.planner import PlanInput, Workload, plan
-from gridshift.planner.charging import PeakEnergyTracker, recent_peak
+from gridshift.planner.charging import LOOKBACK_S, PeakEnergyTracker, lookback_peak
 from gridshift.planner.ladder import Plan, reserve_limit
 from gridshift.planner.outlook import (
     ErrorTracker,
@@ -42,6 +42,8 @@ from gridshift.planner.outlook import (
 )
 from gridshift.planner.pacing import DischargePace, Pacing, pace_battery
 from gridshift.planner.policy import charge_rule, plan_limits, workload_confidence
+from gridshift.planner.skill import Skill, SkillGate
+from gridshift.planner.speculation import ReactiveNeed, Speculation, limit_speculation, speculation_budget
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
 
 RECENT_ACTIONS = 20
@@ -65,6 +67,9 @@ class _Memory:
     adapter: OnlineAdapter | None = None
     peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
     pace: DischargePace = field(default_factory=DischargePace)
+    skill: SkillGate | None = None
+    skill_key: tuple[str, float] | None = None  # (network, level) the gate scores
+    need: ReactiveNeed = field(default_factory=ReactiveNeed)
     recent_peak_w: float = 0.0
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
@@ -242,7 +247,9 @@ class PolicyController:
         matcher = node_matcher(spec.telemetry.node_label, list(nodes))
         query = power_query(spec, nodes)
         reader = self._reader(url)
-        reading: Reading = reader.read(query, now, lookback_s=(window + maturing) * step + 5 * step, step_s=step,
+        # Enough history for persistence's bound too: the load's rises over the lookback (planner.outlook).
+        history_s = max((window + maturing) * step, LOOKBACK_S)
+        reading: Reading = reader.read(query, now, lookback_s=history_s + 5 * step, step_s=step,
                                        stale_after_s=spec.telemetry.stale_after_seconds)
         if reading.status != "ok" or reading.series is None:
             reason = {"stale": "TelemetryStale", "missing": "TelemetryMissing"}.get(reading.status, "TelemetryError")
@@ -272,10 +279,14 @@ class PolicyController:
             mem.bounds.settle(times, series.values)
         mem.adapter = online_adapter(model, mem.adapter)
         learn_from(mem.adapter, model, times, series.values)
+        mem.need.observe(times, series.values, spec.budget.effective_trigger_watts)
+        skill = self._skill(model, spec, mem, times, series.values)
         error = mem.errors.fraction
         trusted = model_problem is None and (error is None or error <= spec.forecast.max_error_fraction)
         why_not = model_problem or (f"forecast error {error:.0%} of observed power exceeds "
                                     f"{spec.forecast.max_error_fraction:.0%}" if error is not None else "")
+        if trusted and skill is not None and not skill.trusted:
+            trusted, why_not = False, skill.reason
         # GPU power cannot exceed every governed GPU at wattsPerGpu: no forecast goes above that.
         ceiling = sum(nodes.values()) * spec.workloads.watts_per_gpu if spec.telemetry.source == "dcgm" else None
         paced = self._pace(spec, inventory, now, mem)
@@ -288,14 +299,37 @@ class PolicyController:
         mem.errors.add(view.predictions)
         if mem.bounds is not None:
             mem.bounds.add(view.bounds)
+        if mem.skill is not None:
+            mem.skill.add(float(times[-1]), view.load_w, view.predictions, spec.safety.period_seconds,
+                          view.model_battery_w, view.persistence_battery_w)
+        speculation = None
+        if spec.storage is not None and "battery" in spec.workloads.ladder:
+            speculation = speculation_budget(inventory.battery, spec.storage.reserve_fraction, mem.need,
+                                             spec.safety.period_seconds)
+            view = limit_speculation(view, speculation)
         mem.peaks.observe(float(times[-1]), view.load_w, spec.budget.effective_trigger_watts)
-        mem.recent_peak_w = recent_peak(series.values, step, spec.forecast.horizon_seconds)
+        mem.recent_peak_w = lookback_peak(series.values, step)
 
         result = self._act(name, spec, status, now, inventory, view, mem)
         result.events[:0] = recovered
         self._migrate(name, spec, status, now, inventory, reader, mem, result)
-        self._explain(name, spec, status, generation, now, inventory, view, error, result, mem, paced)
+        self._explain(name, spec, status, generation, now, inventory, view, error, result, mem, paced, skill,
+                      speculation)
         return result
+
+    @staticmethod
+    def _skill(model: Forecaster | Persistence, spec: PowerPolicySpec, mem: _Memory, times: Any,
+               values: Any) -> Skill | None:
+        """The forecast's recent matured skill against persistence (planner.skill); None without a model.
+        The gate starts afresh for a new network or confidence, as the bound tracker does."""
+        if not isinstance(model, Forecaster):
+            mem.skill, mem.skill_key = None, None
+            return None
+        key = (model.student.sha256, max(0.5, spec.forecast.confidence))
+        if mem.skill is None or mem.skill_key != key:
+            mem.skill, mem.skill_key = SkillGate(min(key[1], 0.99)), key
+        mem.skill.settle(times, values)
+        return mem.skill.judge(spec.forecast.horizon_seconds)
 
     @staticmethod
     def _pace(spec: PowerPolicySpec, inventory: Inventory, now: float, mem: _Memory) -> Pacing | None:
@@ -312,7 +346,7 @@ class PolicyController:
         safety = spec.safety
         limits = plan_limits(spec)
         ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
-        charge = charge_rule(spec, inventory.battery, mem.peaks, now, mem.recent_peak_w)
+        charge = charge_rule(spec, inventory.battery, mem.peaks, now)
         decided = plan(PlanInput(
             policy=name, now=now, trigger_w=spec.budget.effective_trigger_watts,
             expected_peak_w=view.expected_peak_w, workload_peak_w=view.workload_peak_w,
@@ -320,6 +354,7 @@ class PolicyController:
             workloads=tuple(inventory.workloads),
             battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
             period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")), charge=charge,
+            measured_w=view.load_w, recent_peak_w=mem.recent_peak_w,
         ))
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)
@@ -374,7 +409,8 @@ class PolicyController:
 
     def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
                  inventory: Inventory, view: Outlook, error: float | None, result: PeriodResult,
-                 mem: _Memory, paced: Pacing | None = None) -> None:
+                 mem: _Memory, paced: Pacing | None = None, skill: Skill | None = None,
+                 speculation: Speculation | None = None) -> None:
         decided = result.plan
         assert decided is not None
         coverage = mem.bounds.coverage if mem.bounds is not None else None
@@ -408,6 +444,9 @@ class PolicyController:
         if mem.adapter is not None and mem.adapter.learned and view.forecast_peak_w is not None:
             forecast_msg += (f"; median adapted to this site from {mem.adapter.learned} matured forecasts "
                              f"(memory {mem.adapter.memory_s.max():.0f} s)")
+        if speculation is not None and view.forecast_peak_w is not None and speculation.allowance_w <= 0:
+            forecast_msg += (f"; the battery follows the measured load: it keeps {speculation.kept_wh:.0f} Wh "
+                             "for the overshoot reactive control would cover")
         if view.mode == "reactive":
             forecast_msg = f"reactive control: {view.reason}"
             if mem.reasons.get("reactive") != view.reason:
@@ -421,7 +460,9 @@ class PolicyController:
             condition(prev, "Ready", "True", "Reconciled", ready_msg.rstrip("; "), now, generation),
             condition(prev, "Degraded", "False", "TelemetryOk", "telemetry is fresh", now, generation),
             condition(prev, "ForecastHealthy", "True" if view.mode == "predictive" else "False",
-                       "Predictive" if view.mode == "predictive" else "Reactive", forecast_msg, now, generation),
+                       "Predictive" if view.mode == "predictive" else (
+                           "BelowPersistence" if skill is not None and view.reason == skill.reason else "Reactive"),
+                       forecast_msg, now, generation),
             condition(prev, "Acting", "True" if acting else "False", "Shaving" if acting else "Idle", acting_msg,
                        now, generation),
         ]
@@ -443,6 +484,8 @@ class PolicyController:
         metrics.FORECAST_ERROR.labels(name).set(error if error is not None else float("nan"))
         metrics.BOUND_COVERAGE.labels(name).set(coverage if coverage is not None else float("nan"))
         metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
+        ratio = skill.median_ratio if skill is not None else None
+        metrics.SKILL.labels(name).set(ratio if ratio is not None else float("nan"))
         metrics.SHAVED.labels(name).set(_shaved_watts(changed))
         if paced is not None:
             metrics.BATTERY_ENDURANCE.labels(name).set(paced.endurance_s)

@@ -25,6 +25,9 @@ DEGRADED = Gauge("gridshift_policy_degraded", "1 while the policy holds because 
                  ["policy"], registry=REGISTRY)
 REACTIVE = Gauge("gridshift_policy_reactive", "1 while the policy acts on measured power instead of the forecast.",
                  ["policy"], registry=REGISTRY)
+SKILL = Gauge("gridshift_forecast_skill_ratio",
+              "The forecast median's recent matured error over persistence's, the worst horizon planned on "
+              "(above 1: the policy plans on persistence).", ["policy"], registry=REGISTRY)
 ACTIONS = Counter("gridshift_actions_total", "Actions decided, by rung and verb; dry_run says if only reported.",
                   ["policy", "rung", "verb", "dry_run"], registry=REGISTRY)
 WOULD_SHAVE = Gauge("gridshift_would_shave_watts", "Watts the last period's actions would shave (dry-run only).",
@@ -66,7 +69,7 @@ def sites(policy: str, values: dict[str, tuple[float, float]]) -> None:
 def forget(policy: str) -> None:
     """Drop a deleted policy's series."""
     for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, BOUND_COVERAGE, DEGRADED, REACTIVE,
-                   WOULD_SHAVE, SHAVED, BATTERY_ENDURANCE, BATTERY_MARGIN):
+                   SKILL, WOULD_SHAVE, SHAVED, BATTERY_ENDURANCE, BATTERY_MARGIN):
         with contextlib.suppress(KeyError):
             metric.remove(policy)
     sites(policy, {})

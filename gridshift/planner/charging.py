@@ -2,12 +2,12 @@
 to put it back.
 
 The battery is charged only off-peak, only into headroom below the restore threshold that both the
-forecast and the load measured over the last horizon leave (restored workloads come first; a
+forecast and the load measured over the last ``LOOKBACK_S`` leave (restored workloads come first; a
 charge is optional load, so it does not bet on a forecast dip), never faster than its charge
 rating (or the policy's limit), and not for ``dwell_s`` after it last discharged, which keeps it
 from cycling on a load that hovers around the threshold. The other way round the cap wins: a
-forecast peak stops a charge and discharges at once (the simulator showed a dwell there letting
-whole bursts through).
+forecast peak, or measured grid power (load plus the charge) at the trigger, stops a charge at once
+(the simulator showed a dwell there letting whole bursts through).
 
 The target state of charge is the reserve plus the energy of the largest recent peak above the
 trigger (``PeakEnergyTracker``) with a margin, over the usable capacity (nameplate times state of
@@ -22,6 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PEAK_MARGIN = 1.25
+# A charge or a restored workload is load for minutes, so it must fit under the highest load measured
+# over a span that holds several of a training job's checkpoint and evaluation cycles, not just the
+# forecast horizon: a job's periodic rise the forecast missed then cannot meet a charge at the cap.
+LOOKBACK_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,6 @@ class ChargeRule:
     target_fraction: float   # state of charge to hold for the next peak
     max_charge_w: float | None = None
     dwell_s: float = 300.0
-    recent_peak_w: float = 0.0  # highest load measured over the last horizon: charging never plans below it
 
 
 def charge_target(reserve_fraction: float, peak_energy_wh: float | None, usable_wh: float,
@@ -52,6 +55,14 @@ def recent_peak(values: Sequence[float], step_s: float, span_s: float) -> float:
     n = max(1, math.ceil(span_s / step_s))
     tail = [v for v in values[-n:] if math.isfinite(v)]
     return max(tail) if tail else 0.0
+
+
+def lookback_peak(values: Sequence[float], step_s: float) -> float:
+    """The highest load over the last ``LOOKBACK_S``, what a charge or a restore must fit under;
+    infinite (no room) while the series is shorter than that: a rise not yet seen once may come."""
+    if len(values) * step_s < LOOKBACK_S - 1e-9:
+        return math.inf
+    return recent_peak(values, step_s, LOOKBACK_S)
 
 
 def hours_to_charge(soc: float, target: float, usable_wh: float, watts: float) -> float:

@@ -120,6 +120,8 @@ class PlanInput:
     charge: ChargeRule | None = None
     workload_peak_w: float | None = None  # what scaleDown and suspend plan against (None: expected_peak_w)
     battery_peak_w: float | None = None   # what the battery's setpoint plans against (None: expected_peak_w)
+    measured_w: float | None = None       # the governed load measured now (None: unknown)
+    recent_peak_w: float = 0.0            # highest load measured over the lookback: a charge fits under it
 
 
 @dataclass(frozen=True)
@@ -219,15 +221,19 @@ def plan(inp: PlanInput) -> Plan:
         need = grid_peak - inp.trigger_w
         battery = replace(battery, setpoint_w=limit.setpoint_w)
 
-    # A charge is optional load: when the grid peak is over the trigger it stops before anything else.
+    # A charge is optional load: when the grid peak is forecast over the trigger, or the measured grid
+    # power (load plus the charge) has reached it, it stops before anything else.
     charging = charging_now(battery)
-    if need > 0 and charging > 0 and battery is not None and _ours(inp, battery.managed_by) and budget.add(
-            Action("battery", "idle", battery.key, charging,
-                   f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}; stop charging ({_kw(charging)})",
-                   setpoint_w=0.0)):
-        need -= charging
-        grid_peak -= charging
-        battery = replace(battery, setpoint_w=0.0)
+    measured_grid = None if inp.measured_w is None else inp.measured_w + charging
+    over_now = measured_grid is not None and measured_grid >= inp.trigger_w
+    if (need > 0 or over_now) and charging > 0 and battery is not None and _ours(inp, battery.managed_by):
+        why = (f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}" if need > 0 else
+               f"measured grid power {_kw(measured_grid or 0.0)} reached the trigger {_kw(inp.trigger_w)}")
+        if budget.add(Action("battery", "idle", battery.key, charging, f"{why}; stop charging ({_kw(charging)})",
+                             setpoint_w=0.0)):
+            need -= charging
+            grid_peak -= charging
+            battery = replace(battery, setpoint_w=0.0)
 
     threshold = inp.trigger_w * (1.0 - inp.limits.hysteresis)
     # The battery is set again next period: its setpoint follows the bound up to then, never above the whole one.
@@ -240,7 +246,7 @@ def plan(inp: PlanInput) -> Plan:
         if uncovered > 0:
             notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
         return Plan("shave", grid_peak, need, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
-    if grid_peak < threshold:
+    if grid_peak < threshold and not over_now:
         allowance = _restore(inp, battery, threshold - inp.expected_peak_w, threshold - grid_peak + near_offset, budget)
         _charge(inp, battery, threshold, budget, notes)
         return Plan("restore", grid_peak, need, tuple(budget.actions), restore_allowance_w=allowance,
@@ -375,7 +381,7 @@ def _charge(inp: PlanInput, battery: BatteryState | None, threshold: float, budg
         return
     charging = charging_now(battery)
     restored = -sum(a.expected_watts for a in budget.actions if a.expected_watts < 0)
-    room = threshold - max(inp.expected_peak_w, rule.recent_peak_w) - restored
+    room = threshold - max(inp.expected_peak_w, inp.recent_peak_w) - restored
     rating = battery.max_charge_w if rule.max_charge_w is None else min(battery.max_charge_w, rule.max_charge_w)
     to_target_w = max(0.0, rule.target_fraction - battery.soc_fraction) * battery.usable_wh * 3600.0 / max(
         inp.period_s, 1.0)

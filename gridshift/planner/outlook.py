@@ -5,6 +5,7 @@ trusted at all. Pure: the operator and the simulator feed it the same way."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -32,6 +33,15 @@ class Outlook:
     workload_peak_w: float | None = None  # the peak at the workload rungs' level (None: expected_peak_w)
     battery_peak_w: float | None = None   # the bound up to the battery's horizon, paced (None: expected_peak_w)
     battery_margin_w: float = 0.0         # watts of the cap margin the battery's bound was let use (pacing)
+    # what the battery would plan against on persistence (the measured load plus its recent rise within
+    # the battery's horizon at the level): what the model's battery bound is scored against (planner.skill)
+    persistence_battery_w: float | None = None
+    model_battery_w: float | None = None  # the model's bound up to the battery's horizon, used or not (planner.skill)
+
+    @property
+    def battery_bound_w(self) -> float:
+        """What the battery plans against."""
+        return self.expected_peak_w if self.battery_peak_w is None else self.battery_peak_w
 
 
 def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
@@ -61,12 +71,12 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     (feed it the measured series with :func:`learn_from`); every upper level moves with it, keeping
     the network's calibrated spread above the median."""
     load = float(values[-1])
+    fallback = _persistence(values, step_s(model), horizon_s, battery_horizon_s, confidence)
     if isinstance(model, Persistence):
-        return Outlook(load, load, None, None, None, "reactive", "no forecaster model: persistence")
+        return fallback("no forecaster model: persistence")
     window = model.meta.window
     if len(values) < window:
-        return Outlook(load, load, None, None, None, "reactive",
-                       f"warming up: {len(values)} of {window} samples of history")
+        return fallback(f"warming up: {len(values)} of {window} samples of history")
     fc = model.predict(values[-window:])
     if adapter is not None:
         moved = adapter.adjust(values[-window:], fc.p50[0]) - fc.p50[0]  # every level moves with the median
@@ -75,12 +85,14 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
         fc = replace(fc, p50=np.minimum(fc.p50, ceiling_w),
                      upper=None if fc.upper is None else np.minimum(fc.upper, ceiling_w))
     horizons = np.asarray(fc.horizons_s)
+    rival = fallback("").battery_bound_w
     use = _up_to(horizons, horizon_s)
     p50 = fc.p50[0]
     predictions = tuple((newest_time + float(h), float(v)) for h, v in zip(horizons, p50, strict=True))
     median_peak = float(p50[use].max())
     if fc.upper is None:
-        return Outlook(load, load, None, median_peak, None, "reactive", "model has no upper bound", predictions)
+        return replace(fallback("model has no upper bound"), median_peak_w=median_peak, predictions=predictions,
+                       persistence_battery_w=rival)
     upper = fc.upper_at(confidence)[0]
     if tracker is not None:
         upper = tracker.adjust(upper, float(np.mean(values[-window:])), floor=p50 if confidence > 0.5 else None)
@@ -90,19 +102,56 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     upper_peak = float(upper[use].max())
     levels = [(0.5, median_peak)] + [(q, float(fc.upper[0, i][use].max())) for i, q in enumerate(fc.quantiles)]
     risk = crossing_risk(levels, cap_w)
-    if not forecast_trusted:
-        return Outlook(load, load, upper_peak, median_peak, risk, "reactive", distrust_reason, predictions, bounds)
-    battery_peak = None
     span = horizon_s if battery_horizon_s is None else min(battery_horizon_s, horizon_s)
+    near = _up_to(horizons, span)
+    model_battery = max(load, float(upper[near].max()))
+    if not forecast_trusted:
+        return replace(fallback(distrust_reason), forecast_peak_w=upper_peak, median_peak_w=median_peak, peak_risk=risk,
+                       predictions=predictions, bounds=bounds, persistence_battery_w=rival,
+                       model_battery_w=model_battery)
+    battery_peak = None
     if span < horizon_s or battery_margin_w > 0:
-        near = _up_to(horizons, span)
         battery_peak = paced_peak(float(upper[near].max()), float(p50[near].max()), load, battery_margin_w)
     workload_peak = None
     if workload_confidence is not None and workload_confidence < confidence:
         level = fc.upper_at(workload_confidence)[0] if workload_confidence > 0.5 else p50
         workload_peak = max(load, float(level[use].max()))
     return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions, bounds,
-                   workload_peak, battery_peak, max(0.0, battery_margin_w) if battery_peak is not None else 0.0)
+                   workload_peak, battery_peak, max(0.0, battery_margin_w) if battery_peak is not None else 0.0,
+                   rival, model_battery)
+
+
+def step_s(model: Forecaster | Persistence) -> float:
+    return model.step_s if isinstance(model, Persistence) else model.meta.step_s
+
+
+def rise_quantile(values: np.ndarray, span: int, level: float, min_origins: int = 30) -> float:
+    """The ``level`` quantile, over every origin of ``values``, of how far the highest of the next
+    ``span`` samples rose above the origin's (0 with fewer than ``min_origins`` origins)."""
+    arr = np.asarray(values, dtype=float)
+    if span < 1 or len(arr) < span + min_origins:
+        return 0.0
+    ahead = np.lib.stride_tricks.sliding_window_view(arr[1:], span).max(axis=1)
+    return max(0.0, float(np.quantile(ahead - arr[:len(ahead)], level)))
+
+
+def _persistence(values: np.ndarray, step: float, horizon_s: float, battery_horizon_s: float | None,
+                 confidence: float) -> Callable[[str], Outlook]:
+    """The persistence outlook, what the policy plans on without a usable forecast (reactive mode):
+    the workloads see the measured load; the battery sees it plus how far the load rose within
+    its horizon at ``confidence`` over the history given (an empirical upper bound that needs no
+    model, learned from this site's own swings), so a rise within the period is met as often as
+    the forecast bound would be, not only after it arrived."""
+    load = float(values[-1])
+    whole = load + rise_quantile(values, round(horizon_s / step), confidence) if confidence > 0.5 else load
+    near = None
+    if battery_horizon_s is not None and battery_horizon_s < horizon_s and confidence > 0.5:
+        near = load + rise_quantile(values, max(1, round(battery_horizon_s / step)), confidence)
+
+    def view(reason: str) -> Outlook:
+        return Outlook(load, whole, None, None, None, "reactive", reason, workload_peak_w=load, battery_peak_w=near)
+
+    return view
 
 
 def _up_to(horizons: np.ndarray, span_s: float) -> np.ndarray:

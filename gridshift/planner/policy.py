@@ -31,7 +31,7 @@ def peak_windows(spec: PowerPolicySpec) -> tuple[PeakWindow, ...]:
 
 
 def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: PeakEnergyTracker,
-                now: float, recent_peak_w: float = 0.0) -> ChargeRule | None:
+                now: float) -> ChargeRule | None:
     """When and how far the policy's battery recharges: off-peak by spec.tariff, toward the fixed
     target or one sized on the largest peak of the last day."""
     storage = spec.storage
@@ -41,8 +41,7 @@ def charge_rule(spec: PowerPolicySpec, battery: BatteryState | None, peaks: Peak
     if target is None:
         target = charge_target(storage.reserve_fraction, peaks.largest_wh(), battery.usable_wh)
     return ChargeRule(off_peak=not is_peak(peak_windows(spec), spec.tariff.time_zone, now), target_fraction=target,
-                      max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds,
-                      recent_peak_w=recent_peak_w)
+                      max_charge_w=storage.max_charge_watts, dwell_s=storage.min_dwell_seconds)
 
 
 def workload_confidence(spec: PowerPolicySpec) -> float | None:

@@ -25,6 +25,7 @@ the caller passes the site and, for ``student``, the loaded model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -36,9 +37,11 @@ from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
-from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, dwell_marks, recent_peak
+from gridshift.planner.charging import LOOKBACK_S, ChargeRule, PeakEnergyTracker, charge_target, dwell_marks
 from gridshift.planner.outlook import bound_tracker, learn_from, online_adapter, outlook
 from gridshift.planner.pacing import DischargePace, pace_battery
+from gridshift.planner.skill import SkillGate
+from gridshift.planner.speculation import ReactiveNeed, limit_speculation, speculation_budget
 from gridshift.planner.tariff import PeakWindow, is_peak
 from gridshift.sim.site import Cluster, SiteModel
 
@@ -86,6 +89,10 @@ class Setup:
     workload_confidence: float | None = None
     # How long the battery's energy should last at its recent mean discharge (planner.pacing); 0: no pacing.
     endurance_s: float = 7200.0
+    # Do no harm (planner.skill, planner.speculation): plan on persistence while the forecast's recent
+    # matured skill is below persistence's, and keep back the battery energy reactive control would need.
+    skill_gate: bool = True
+    budget_speculation: bool = True
 
     def plan_limits(self) -> PlanLimits:
         if self.limits is not None:
@@ -187,7 +194,8 @@ def simulate(site: SiteModel | Sequence[float] | np.ndarray, setup: Setup, strat
     tracker = bound_tracker(forecaster, setup.confidence, None) if setup.online_bound else None
     peaks = PeakEnergyTracker() if setup.charge_target_fraction is None else None
     adapter = online_adapter(forecaster, None)
-    ctx = _Context(setup, limits, forecaster, tracker, peaks, adapter)
+    gate = SkillGate(setup.confidence if setup.confidence > 0.5 else 0.5) if setup.skill_gate else None
+    ctx = _Context(setup, limits, forecaster, tracker, peaks, adapter, gate)
     actions = 0
     load = np.empty(n)
     grid = np.empty(n)
@@ -259,7 +267,9 @@ class _Context:
     tracker: BoundTracker | None
     peaks: PeakEnergyTracker | None
     adapter: OnlineAdapter | None
+    gate: SkillGate | None = None
     pace: DischargePace = field(default_factory=DischargePace)
+    need: ReactiveNeed = field(default_factory=ReactiveNeed)
     last_change: float | None = None  # the policy's status.lastChangeTime: where the restore ramp starts
 
 
@@ -269,6 +279,8 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
     setup, limits = ctx.setup, ctx.limits
     measured = float(history[-1])
     battery = bat.state()
+    recent = history[-(setup.period_s + 1):]
+    ctx.need.observe(now - np.arange(len(recent))[::-1], recent, setup.trigger_w)
     if strategy == "reactive":
         out: list[Action] = []
         if battery is not None:
@@ -295,15 +307,27 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
         if ctx.adapter is not None:
             recent = history[-(window + setup.horizon_s + 2 * setup.period_s):]
             learn_from(ctx.adapter, ctx.forecaster, now - np.arange(len(recent))[::-1], recent)
+        skill = None
+        if ctx.gate is not None and isinstance(ctx.forecaster, Forecaster):
+            recent = history[-int(max(ctx.forecaster.meta.horizons_s) + 2 * setup.period_s):]
+            ctx.gate.settle(now - np.arange(len(recent))[::-1], recent)
+            skill = ctx.gate.judge(setup.horizon_s)
         paced = pace_battery(ctx.pace, battery, now=now, reserve_fraction=limits.reserve_fraction,
                              pace_s=setup.endurance_s, cap_w=setup.cap_w, trigger_w=setup.trigger_w)
-        view = outlook(ctx.forecaster, history[-window:], now, horizon_s=setup.horizon_s,
+        view = outlook(ctx.forecaster, history[-max(window, int(LOOKBACK_S)):], now, horizon_s=setup.horizon_s,
                        confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
                        workload_confidence=setup.workload_confidence,
                        battery_horizon_s=setup.period_s, battery_margin_w=paced.margin_w if paced else 0.0,
-                       adapter=ctx.adapter)
+                       adapter=ctx.adapter, forecast_trusted=skill is None or skill.trusted,
+                       distrust_reason=skill.reason if skill is not None else "")
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
+        if setup.budget_speculation:
+            view = limit_speculation(view, speculation_budget(battery, limits.reserve_fraction, ctx.need,
+                                                              setup.period_s))
+        if ctx.gate is not None:
+            ctx.gate.add(now, view.load_w, view.predictions, setup.period_s, view.model_battery_w,
+                         view.persistence_battery_w)
         expected, workload_peak, battery_peak = view.expected_peak_w, view.workload_peak_w, view.battery_peak_w
     charge = None
     if setup.recharge and battery is not None:
@@ -312,10 +336,11 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             assert ctx.peaks is not None
             target = charge_target(limits.reserve_fraction, ctx.peaks.largest_wh(), battery.usable_wh)
         charge = ChargeRule(off_peak=not is_peak(setup.peak_windows, setup.time_zone, now), target_fraction=target,
-                            max_charge_w=setup.max_charge_w, dwell_s=setup.dwell_s,
-                            recent_peak_w=recent_peak(history, 1.0, setup.horizon_s))
+                            max_charge_w=setup.max_charge_w, dwell_s=setup.dwell_s)
     decided = plan(PlanInput("sim", now, setup.trigger_w, expected, setup.ladder, workloads=cluster.workloads(),
                              battery=battery, limits=limits, horizon_s=setup.horizon_s, period_s=setup.period_s,
                              ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak,
-                             battery_peak_w=battery_peak))
+                             battery_peak_w=battery_peak, measured_w=measured,
+                             recent_peak_w=float(history[-int(LOOKBACK_S):].max()) if len(history) >= LOOKBACK_S
+                             else math.inf))
     return decided.actions
