@@ -50,6 +50,7 @@ bench: binaries install-train
 	$(BIN)/python bench/forecast_loro.py --teacher-epochs 30 --student-epochs 60 --json out/forecast_loro.json
 	$(BIN)/python bench/operator_scale.py --json out/operator_scale.json
 	$(BIN)/python bench/peak_sim.py --json out/peak_sim.json
+	$(BIN)/python bench/crossval.py --json out/crossval.json
 	$(BIN)/python bench/sim_speed.py --strategies none reactive student --json out/sim_speed.json
 
 # Rebuilds the forecaster bundled in the package from the shared H100 traces (seed 0, CPU).

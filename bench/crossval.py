@@ -1,7 +1,8 @@
 """Cross-validated control: every headline control figure, out of sample.
 
     python bench/crossval.py [--trace-dir ../shared/data] [--hours 24] [--folds 0 1 2 3 4]
-                             [--scenarios training-64 mixed] [--workers 2] [--json out/crossval.json]
+                             [--scenarios training-64 mixed synthetic-training] [--workers 2]
+                             [--json out/crossval.json] [--markdown out/crossval.md]
 
 Leave-one-run-out over the five full H100 runs (``gpu-power/h100-8gpu-llm-training``). For fold k:
 
@@ -183,6 +184,31 @@ def checks(results: dict[str, Any]) -> list[tuple[str, bool]]:
     return out
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The README's table: per scenario, every strategy pooled over the folds, then per fold the
+    student beside reactive control."""
+    out = ["| scenario | strategy | kWh > cap | worst W | job delay GPU-h | replica-h shed | battery kWh |",
+           "|---|---|---|---|---|---|---|"]
+    for name, block in results["scenarios"].items():
+        rows = block.get("pooled") or block["folds"][0]["results"]
+        for k, (strategy, r) in enumerate(rows.items()):
+            out.append(f"| {name if k == 0 else ''} | {strategy} | {r['energy_above_cap_kwh']:.3f} | "
+                       f"{r['worst_overshoot_w']:.0f} | {r['job_delay_gpu_h']:.1f} | "
+                       f"{r['inference_shed_replica_h']:.1f} | {r['battery_discharged_kwh']:.1f} |")
+    out += ["", "| scenario | held-out run | kWh > cap: none / reactive / persistence / student / oracle / noise | "
+            "job delay GPU-h: reactive / student |", "|---|---|---|---|"]
+    for name, block in results["scenarios"].items():
+        if "pooled" not in block:
+            continue
+        for f in block["folds"]:
+            r = f["results"]
+            energy = " / ".join(f"{r[s]['energy_above_cap_kwh']:.3f}" for s in STRATEGIES if s in r)
+            run = Path(f["trace"]).name.removesuffix("-per-gpu.csv")
+            out.append(f"| {name} | {run} | {energy} | {r['reactive']['job_delay_gpu_h']:.1f} / "
+                       f"{r['student']['job_delay_gpu_h']:.1f} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trace-dir", type=Path, default=DATA)
@@ -194,6 +220,7 @@ def main() -> int:
     parser.add_argument("--distill", action="store_true", help="train each fold's teacher and distil (slow)")
     parser.add_argument("--cache", type=Path, default=Path("out/crossval/models"))
     parser.add_argument("--json")
+    parser.add_argument("--markdown", help="also write the README's tables to this file")
     args = parser.parse_args()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
@@ -235,6 +262,10 @@ def main() -> int:
     print(f"\ncross-validation took {results['seconds']:.0f} s")
     for c, ok in checks(results):
         print(f"{'PASS' if ok else 'FAIL'}  {c}")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown(results) + "\n")
+        print(f"wrote {args.markdown}")
     write_json(args.json, results)
     return 0
 

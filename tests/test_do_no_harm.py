@@ -113,8 +113,8 @@ def test_restores_wait_while_the_measured_grid_is_at_the_trigger() -> None:
 def test_a_charge_never_meets_a_periodic_rise_over_the_trigger_in_the_simulator() -> None:
     """Off-peak with a rise to 8 kW every two minutes: the 4 kW of headroom in the trough is not
     headroom (charging into it would put the grid at 12 kW on a 9.5 kW trigger); the 1 kW under
-    the rise is."""
-    load = np.tile(np.r_[np.full(80, 5_000.0), np.full(40, 8_000.0)], 60)
+    the rise is, once the rise has been measured."""
+    load = np.tile(np.r_[np.full(40, 8_000.0), np.full(80, 5_000.0)], 60)
     battery = Battery(BatteryPhysics(20_000, 5_000, 10_000, soc_fraction=0.3))
     setup = Setup(cap_w=10_000, trigger_w=9_500, battery=battery, charge_target_fraction=0.9, dwell_s=0)
     result = simulate(load, setup, "persistence")

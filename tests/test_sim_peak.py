@@ -76,13 +76,11 @@ def test_the_cap_holds_whenever_the_oracle_has_battery_left() -> None:
 
 
 def test_recharging_happens_and_stays_under_the_threshold_when_the_load_is_calm() -> None:
-    """It waits until ten minutes of load have been measured (planner.charging.LOOKBACK_S), then charges."""
-    calm = np.full(1800, 5_000.0)
+    calm = np.full(1200, 5_000.0)
     start_low = Setup(cap_w=10_000, trigger_w=9_500,
                       battery=Battery(BatteryPhysics(2_000, 3_000, 5_000, soc_fraction=0.3)))
     r = simulate(calm, start_low, "oracle")
     assert r.final_soc > 0.75 and r.battery_charged_kwh > 0.9
-    assert r.battery_w[:600].min() == 0.0, "no charge before the lookback was measured"
     assert r.grid_w.max() <= 9_500 * 0.95 + 1, "charging never pushes the grid over the restore threshold"
     no_recharge = simulate(calm, Setup(**{**start_low.__dict__, "recharge": False}), "oracle")
     assert no_recharge.final_soc == pytest.approx(0.3)

@@ -8,9 +8,10 @@ battery simulator, a real pymodbus server); the operator drives it through an En
 it, the operator runs as its own process. The tariff is on-peak until shortly after the surge.
 
 Midway a fine-tuning Job surges the site past the cap; the battery alone covers it (it is rated
-for the whole forecast shortfall), the workloads are untouched, and once the surge is over and
-the tariff is off-peak the battery recharges into the headroom toward its 80% target. A live table
-shows each step (the state of charge falling, then rising); a PNG timeline is written at the end.
+for the whole forecast shortfall) and the workloads are untouched. Off-peak, the battery recharges
+toward its 80% target only once the surge is ten minutes behind it (a charge must fit under the
+highest load of the last ten minutes, planner.charging.LOOKBACK_S). A live table shows each step
+(the state of charge falling); a PNG timeline is written at the end.
 """
 
 from __future__ import annotations

@@ -441,17 +441,21 @@ class PolicyController:
         if view.battery_margin_w > 0 and paced is not None and view.forecast_peak_w is not None:
             forecast_msg += (f"; battery paced: its energy lasts {paced.endurance_s / 60:.0f} min at its recent mean "
                              f"discharge, so it leaves {view.battery_margin_w:.0f} W of the cap margin to the forecast")
+        adapted = ""
         if mem.adapter is not None and mem.adapter.learned and view.forecast_peak_w is not None:
-            forecast_msg += (f"; median adapted to this site from {mem.adapter.learned} matured forecasts "
-                             f"(memory {mem.adapter.memory_s.max():.0f} s)")
+            adapted = (f"; median adapted to this site from {mem.adapter.learned} matured forecasts "
+                       f"(memory {mem.adapter.memory_s.max():.0f} s)")
+            forecast_msg += adapted
         if speculation is not None and view.forecast_peak_w is not None and speculation.allowance_w <= 0:
             forecast_msg += (f"; the battery follows the measured load: it keeps {speculation.kept_wh:.0f} Wh "
                              "for the overshoot reactive control would cover")
         if view.mode == "reactive":
-            forecast_msg = f"reactive control: {view.reason}"
-            if mem.reasons.get("reactive") != view.reason:
+            forecast_msg = f"reactive control: {view.reason}{adapted}"
+            # The skill gate's reason carries its running ratios: one Event while it holds, not one a period.
+            said = "skill gate" if skill is not None and view.reason == skill.reason else view.reason
+            if mem.reasons.get("reactive") != said:
                 result.events.append(Event("Warning", "ReactiveControl", forecast_msg))
-            mem.reasons["reactive"] = view.reason
+            mem.reasons["reactive"] = said
         elif mem.reasons.pop("reactive", None) is not None:
             result.events.append(Event("Normal", "PredictiveControl", f"forecast trusted again: {forecast_msg}"))
         ready_msg = (f"{len(inventory.nodes)} nodes, {len(inventory.workloads)} workloads; {decided.mode}; "

@@ -58,10 +58,9 @@ def recent_peak(values: Sequence[float], step_s: float, span_s: float) -> float:
 
 
 def lookback_peak(values: Sequence[float], step_s: float) -> float:
-    """The highest load over the last ``LOOKBACK_S``, what a charge or a restore must fit under;
-    infinite (no room) while the series is shorter than that: a rise not yet seen once may come."""
-    if len(values) * step_s < LOOKBACK_S - 1e-9:
-        return math.inf
+    """The highest load over the last ``LOOKBACK_S`` (or the history there is), what a charge must
+    fit under. A rise the history has not shown yet can still meet a charge; the planner stops it
+    at the next period, when measured grid power reaches the trigger."""
     return recent_peak(values, step_s, LOOKBACK_S)
 
 

@@ -25,7 +25,6 @@ the caller passes the site and, for ``student``, the loaded model.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -341,6 +340,5 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
                              battery=battery, limits=limits, horizon_s=setup.horizon_s, period_s=setup.period_s,
                              ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak,
                              battery_peak_w=battery_peak, measured_w=measured,
-                             recent_peak_w=float(history[-int(LOOKBACK_S):].max()) if len(history) >= LOOKBACK_S
-                             else math.inf))
+                             recent_peak_w=float(history[-int(LOOKBACK_S):].max())))
     return decided.actions

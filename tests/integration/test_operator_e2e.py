@@ -75,9 +75,10 @@ def test_surge_is_shaved_survives_a_crash_and_is_restored(lab: Lab, site: Site, 
     try:
         kube.custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", policy(
             name, site.name, namespace, lab.prometheus_url, cap=11_000, trigger=10_000, dry_run=False))
-        # The student needs two minutes of history before it forecasts; until then control is reactive.
-        eventually(lambda: (_pp(kube, name).get("status") or {}).get("controlMode") == "predictive", 240,
-                   interval=2, what=f"predictive control\n{operator.tail()}")
+        # The student needs two minutes of history before it forecasts, then its matured forecasts are
+        # scored against persistence: it is planned on only while it beats persistence (planner.skill).
+        eventually(lambda: _condition(_pp(kube, name), "ForecastHealthy").get("reason") in (
+            "Predictive", "BelowPersistence"), 300, interval=2, what=f"the forecast judged\n{operator.tail()}")
         base = _power(lab.prometheus_url, site)
         assert base is not None and 7_500 < base < 8_800, base
         # Once forecasts mature, status says how often the upper bound held (the operator tracks it online).
