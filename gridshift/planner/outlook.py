@@ -138,18 +138,19 @@ def rise_quantile(values: np.ndarray, span: int, level: float, min_origins: int 
 def _persistence(values: np.ndarray, step: float, horizon_s: float, battery_horizon_s: float | None,
                  confidence: float) -> Callable[[str], Outlook]:
     """The persistence outlook, what the policy plans on without a usable forecast (reactive mode):
-    the workloads see the measured load; the battery sees it plus how far the load rose within
-    its horizon at ``confidence`` over the history given (an empirical upper bound that needs no
-    model, learned from this site's own swings), so a rise within the period is met as often as
-    the forecast bound would be, not only after it arrived."""
+    the workloads see the measured load; the battery sees it plus how far the load rose within the
+    battery's horizon (the next period) at ``confidence`` over the history given: an empirical upper
+    bound that needs no model, learned from this site's own swings, so a rise within the period is
+    met as often as the forecast's bound would meet it, not only after it arrived. That bound is
+    also what the ladder shaves and restores against: a rise over the whole horizon would carry a
+    single surge in the history (or a restore's own step) into every period for minutes, and hold
+    back restores that fit."""
     load = float(values[-1])
-    whole = load + rise_quantile(values, round(horizon_s / step), confidence) if confidence > 0.5 else load
-    near = None
-    if battery_horizon_s is not None and battery_horizon_s < horizon_s and confidence > 0.5:
-        near = load + rise_quantile(values, max(1, round(battery_horizon_s / step)), confidence)
+    span = horizon_s if battery_horizon_s is None else min(battery_horizon_s, horizon_s)
+    bound = load + rise_quantile(values, max(1, round(span / step)), confidence) if confidence > 0.5 else load
 
     def view(reason: str) -> Outlook:
-        return Outlook(load, whole, None, None, None, "reactive", reason, workload_peak_w=load, battery_peak_w=near)
+        return Outlook(load, bound, None, None, None, "reactive", reason, workload_peak_w=load)
 
     return view
 
