@@ -57,7 +57,8 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
             workload_confidence: float | None = None, battery_horizon_s: float | None = None,
             battery_margin_w: float = 0.0, adapter: OnlineAdapter | None = None) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
-    or an untrusted forecast all fall back to reactive control on the measured load. ``ceiling_w`` is
+    or an untrusted forecast all fall back to reactive control on the persistence outlook (the
+    measured load, and for the battery its recent rise; see ``_persistence``). ``ceiling_w`` is
     the most the governed hardware can draw; no forecast is allowed above it. ``tracker`` moves the
     bound at ``confidence`` by its online margins (feed it ``Outlook.bounds`` and, later, the
     measured load). A ``confidence`` of 0.5 plans against the median forecast. ``workload_confidence``
@@ -122,6 +123,7 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
 
 
 def step_s(model: Forecaster | Persistence) -> float:
+    """Seconds between the samples ``model`` takes."""
     return model.step_s if isinstance(model, Persistence) else model.meta.step_s
 
 
