@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PEAK_MARGIN = 1.25
-# A charge or a restored workload is load for minutes, so it must fit under the highest load measured
-# over a span that holds several of a training job's checkpoint and evaluation cycles, not just the
-# forecast horizon: a job's periodic rise the forecast missed then cannot meet a charge at the cap.
+# A charge is load for minutes, so it must fit under the highest load measured over a span that holds
+# several of a training job's checkpoint and evaluation cycles, not just the forecast horizon: a job's
+# periodic rise the forecast missed then cannot meet a charge at the cap. (Restores are held back by
+# the measured grid power instead: a ten-minute peak would keep them out long after a surge ended.)
 LOOKBACK_S = 600.0
 
 
