@@ -39,6 +39,7 @@ from gridshift.planner.outlook import (
     learn_from,
     online_adapter,
     outlook,
+    skill_gate,
 )
 from gridshift.planner.pacing import DischargePace, Pacing, pace_battery
 from gridshift.planner.policy import charge_rule, plan_limits, workload_confidence
@@ -68,7 +69,6 @@ class _Memory:
     peaks: PeakEnergyTracker = field(default_factory=PeakEnergyTracker)
     pace: DischargePace = field(default_factory=DischargePace)
     skill: SkillGate | None = None
-    skill_key: tuple[str, float] | None = None  # (network, level) the gate scores
     need: ReactiveNeed = field(default_factory=ReactiveNeed)
     recent_peak_w: float = 0.0
     last_load: float | None = None
@@ -322,12 +322,9 @@ class PolicyController:
                values: Any) -> Skill | None:
         """The forecast's recent matured skill against persistence (planner.skill); None without a model.
         The gate starts afresh for a new network or confidence, as the bound tracker does."""
-        if not isinstance(model, Forecaster):
-            mem.skill, mem.skill_key = None, None
+        mem.skill = skill_gate(model, spec.forecast.confidence, mem.skill)
+        if mem.skill is None:
             return None
-        key = (model.student.sha256, max(0.5, spec.forecast.confidence))
-        if mem.skill is None or mem.skill_key != key:
-            mem.skill, mem.skill_key = SkillGate(min(key[1], 0.99)), key
         mem.skill.settle(times, values)
         return mem.skill.judge(spec.forecast.horizon_seconds)
 

@@ -15,6 +15,7 @@ from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner.pacing import paced_peak
+from gridshift.planner.skill import SkillGate
 
 ControlMode = Literal["predictive", "reactive"]
 
@@ -198,6 +199,18 @@ def bound_tracker(model: Forecaster | Persistence, confidence: float,
             confidence, model.student.sha256, horizons):
         return current
     return BoundTracker(confidence, horizons, network=model.student.sha256)
+
+
+def skill_gate(model: Forecaster | Persistence, confidence: float, current: SkillGate | None) -> SkillGate | None:
+    """The skill gate for ``model`` at ``confidence``: ``current`` while it scores the same network at
+    the same level, a fresh one when either changed (its scores belong to the old network), none for
+    persistence, which has nothing to be scored against."""
+    if isinstance(model, Persistence):
+        return None
+    level = max(0.5, confidence)
+    if current is not None and (current.level, current.network) == (level, model.student.sha256):
+        return current
+    return SkillGate(level, network=model.student.sha256)
 
 
 class ErrorTracker:

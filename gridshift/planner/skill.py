@@ -53,13 +53,14 @@ class SkillGate:
     """Matured forecasts scored against persistence. Feed it every period's forecasts with
     :meth:`add` and the measured series with :meth:`settle`; ask :meth:`judge`."""
 
-    def __init__(self, level: float, keep: int = 360, min_scored: int = 36):
+    def __init__(self, level: float, keep: int = 360, min_scored: int = 36, network: str | None = None):
         if not 0.5 <= level < 1.0:
             raise ValueError(f"level must be in [0.5, 1), got {level}")
         if keep < 1 or not 1 <= min_scored <= keep:
             raise ValueError("keep and min_scored must be positive, min_scored <= keep")
         self.level = level
         self.min_scored = min_scored
+        self.network = network  # the forecaster's network the scores belong to
         # (due time, horizon s, median, persistence's median)
         self.medians: deque[tuple[float, float, float, float]] = deque(maxlen=20_000)
         # (issued at, end of the period, bound, persistence's bound)

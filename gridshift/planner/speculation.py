@@ -89,7 +89,7 @@ def limit_speculation(view: Outlook, budget: Speculation | None) -> Outlook:
     higher above the measured load than the budget allows."""
     if budget is None:
         return view
-    bound = view.expected_peak_w if view.battery_peak_w is None else view.battery_peak_w
+    bound = view.battery_bound_w
     limited = min(bound, view.load_w + budget.allowance_w)
     if limited >= bound:
         return view

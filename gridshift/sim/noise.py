@@ -2,10 +2,11 @@
 
 ``NoiseForecaster`` has the runtime forecaster's contract (``meta``, ``student.sha256``,
 ``predict``) but its medians are the newest sample plus Gaussian noise of the window's own spread
-(persistence with an error of its own: it can only be worse than persistence), and its upper levels
-lie a random distance above them. A policy run on it must still do no worse
-than reactive control: the skill gate (``planner.skill``) has to notice that it never beats
-persistence. Seeded, so a run is repeatable.
+(persistence with an error of its own), and its upper levels lie a random distance above them. A
+policy run on it must still do no worse than reactive control. Alone it never beats persistence;
+wrapped in the operator's online adapter (as the simulator runs every model) the adapter's own
+regression on the window can, and the skill gate (``planner.skill``) then trusts the pair by its
+score. Seeded, so a run is repeatable.
 """
 
 from __future__ import annotations

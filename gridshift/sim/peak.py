@@ -37,7 +37,7 @@ from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
 from gridshift.planner.charging import LOOKBACK_S, ChargeRule, PeakEnergyTracker, charge_target, dwell_marks
-from gridshift.planner.outlook import bound_tracker, learn_from, online_adapter, outlook
+from gridshift.planner.outlook import bound_tracker, learn_from, online_adapter, outlook, skill_gate
 from gridshift.planner.pacing import DischargePace, pace_battery
 from gridshift.planner.skill import SkillGate
 from gridshift.planner.speculation import ReactiveNeed, limit_speculation, speculation_budget
@@ -193,7 +193,7 @@ def simulate(site: SiteModel | Sequence[float] | np.ndarray, setup: Setup, strat
     tracker = bound_tracker(forecaster, setup.confidence, None) if setup.online_bound else None
     peaks = PeakEnergyTracker() if setup.charge_target_fraction is None else None
     adapter = online_adapter(forecaster, None)
-    gate = SkillGate(setup.confidence if setup.confidence > 0.5 else 0.5) if setup.skill_gate else None
+    gate = skill_gate(forecaster, setup.confidence, None) if setup.skill_gate else None
     ctx = _Context(setup, limits, forecaster, tracker, peaks, adapter, gate)
     actions = 0
     load = np.empty(n)
@@ -278,8 +278,6 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
     setup, limits = ctx.setup, ctx.limits
     measured = float(history[-1])
     battery = bat.state()
-    recent = history[-(setup.period_s + 1):]
-    ctx.need.observe(now - np.arange(len(recent))[::-1], recent, setup.trigger_w)
     if strategy == "reactive":
         out: list[Action] = []
         if battery is not None:
@@ -307,7 +305,7 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             recent = history[-(window + setup.horizon_s + 2 * setup.period_s):]
             learn_from(ctx.adapter, ctx.forecaster, now - np.arange(len(recent))[::-1], recent)
         skill = None
-        if ctx.gate is not None and isinstance(ctx.forecaster, Forecaster):
+        if ctx.gate is not None:
             recent = history[-int(max(ctx.forecaster.meta.horizons_s) + 2 * setup.period_s):]
             ctx.gate.settle(now - np.arange(len(recent))[::-1], recent)
             skill = ctx.gate.judge(setup.horizon_s)
@@ -322,6 +320,8 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
         if setup.budget_speculation:
+            recent = history[-(setup.period_s + 1):]
+            ctx.need.observe(now - np.arange(len(recent))[::-1], recent, setup.trigger_w)
             view = limit_speculation(view, speculation_budget(battery, limits.reserve_fraction, ctx.need,
                                                               setup.period_s))
         if ctx.gate is not None:

@@ -307,11 +307,7 @@ def fit_models(series: list[Series], cfg: TrainConfig, extra_fit: list[Series] |
         students[name] = ExportStudent(student, norm, conformal_offsets(student, split, run_cfg)).eval()
         seconds[name] = time.monotonic() - t0
     teacher_export = ExportTeacher(network, norm, cfg.horizon_steps).eval()
-    hs = [h - 1 for h in cfg.horizon_steps]
-    truth = split.cal_y[:, hs]
-    validation = {"teacher": _per_horizon(truth, predict_teacher(teacher_export, split.cal_x), cfg)}
-    for name, exp in students.items():
-        validation[name] = _per_horizon(truth, predict_student(exp, split.cal_x)[0], cfg)
+    validation = _validation(split, cfg, students, teacher_export)
     parameters = {"teacher": parameter_count(network), "student": parameter_count(students["student"].student)}
     return TrainResult(cfg, teacher_export, students, parameters, validation, seconds)
 
@@ -321,11 +317,19 @@ def _fit_student_alone(series: list[Series], cfg: TrainConfig, extra_fit: list[S
     split = split_windows(series, cfg, extra_fit)
     t0 = time.monotonic()
     student = train_student(split, cfg, None, NO_DISTILLATION, progress, label="student")
-    export = ExportStudent(student, InstanceNorm(), conformal_offsets(student, split, cfg)).eval()
-    hs = [h - 1 for h in cfg.horizon_steps]
-    validation = {"student": _per_horizon(split.cal_y[:, hs], predict_student(export, split.cal_x)[0], cfg)}
-    return TrainResult(cfg, None, {"student": export}, {"teacher": 0, "student": parameter_count(student)},
-                       validation, {"student": time.monotonic() - t0})
+    students = {"student": ExportStudent(student, InstanceNorm(), conformal_offsets(student, split, cfg)).eval()}
+    return TrainResult(cfg, None, students, {"teacher": 0, "student": parameter_count(student)},
+                       _validation(split, cfg, students), {"student": time.monotonic() - t0})
+
+
+def _validation(split: Split, cfg: TrainConfig, students: dict[str, ExportStudent],
+                teacher: ExportTeacher | None = None) -> dict[str, dict[str, float]]:
+    """MAE per horizon of each network on the calibration windows (the teacher first, if any)."""
+    truth = split.cal_y[:, [h - 1 for h in cfg.horizon_steps]]
+    out = {} if teacher is None else {"teacher": _per_horizon(truth, predict_teacher(teacher, split.cal_x), cfg)}
+    for name, exp in students.items():
+        out[name] = _per_horizon(truth, predict_student(exp, split.cal_x)[0], cfg)
+    return out
 
 
 def _per_horizon(truth: np.ndarray, pred: np.ndarray, cfg: TrainConfig) -> dict[str, float]:
