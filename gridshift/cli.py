@@ -159,20 +159,21 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
 
     from gridshift.forecaster.evaluate import evaluate, forecaster_predictors
     from gridshift.forecaster.runtime import Forecaster, ModelError, training_overlap
-    from gridshift.telemetry.traces import TraceError, load_series
+    from gridshift.telemetry.traces import TraceError, load_series, trace_files
 
     try:
         model = Forecaster.load(args.model)
         meta = model.meta
-        series = load_series(args.data, meta.step_s, args.max_gap, min_length=meta.window + max(meta.horizon_steps) + 1)
+        files = trace_files(args.data)
+        series = load_series(files, meta.step_s, args.max_gap, min_length=meta.window + max(meta.horizon_steps) + 1)
         report = evaluate(series, forecaster_predictors(model, args.confidence), meta.window, meta.horizons_s,
                           meta.step_s, confidence=args.confidence)
     except (ModelError, TraceError, ValueError) as exc:
         print(f"gridshift: {exc}", file=sys.stderr)
         return 1
-    report["in_sample_files"] = overlap = training_overlap(meta, args.data)
+    report["in_sample_files"] = overlap = training_overlap(meta, files)
     if overlap:
-        print(f"gridshift: warning: the model was trained on {len(overlap)} of the {len(args.data)} scored files "
+        print(f"gridshift: warning: the model was trained on {len(overlap)} of the {len(files)} scored files "
               f"({', '.join(Path(p).name for p in overlap)}): these scores are in-sample, not out of sample",
               file=sys.stderr)
     if args.json:
@@ -222,7 +223,8 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers.configure(args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone)
+    handlers.configure(args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone,
+                       allowed_prometheus_urls=tuple(args.allow_prometheus_url) if args.allow_prometheus_url else None)
     priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
@@ -604,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     op_sub = op.add_subparsers(dest="operator_command", required=True)
     run = op_sub.add_parser("run", help="watch PowerPolicies cluster-wide and keep each under its budget")
     run.add_argument("--prometheus-url", help="Prometheus for policies that set no spec.telemetry.prometheusUrl")
+    run.add_argument("--allow-prometheus-url", action="append", metavar="BASE_URL",
+                     help="a base URL a policy's spec.telemetry.prometheusUrl may name (repeat for more); with none "
+                          "given any URL is allowed. The --prometheus-url is always allowed")
     run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster credentials or $KUBECONFIG)")
     run.add_argument("--metrics-port", type=int, default=8080, help="port of /metrics (default 8080)")
     run.add_argument("--health-port", type=int, default=8081, help="port of the /healthz liveness probe")

@@ -74,6 +74,22 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
         "spec.migration.sites[0].nodeSelector",
     ),
     ("migration-step-too-short", _with("migration.stepSeconds", 1), "spec.migration.stepSeconds"),
+    # A query that does not narrow to the governed nodes reads a constant or the whole cluster as theirs.
+    ("query-without-selector", _with("telemetry.queries", {"gpuPower": "vector(0)"}),
+     "spec.telemetry.queries.gpuPower"),
+    ("node-query-without-selector", _with("telemetry.queries", {"nodePower": "sum(kepler_node_platform_joules_total)"}),
+     "spec.telemetry.queries.nodePower"),
+    ("coverage-above-one", _with("telemetry.minCoverageFraction", 1.5), "spec.telemetry.minCoverageFraction"),
+    # What the API server once stored and the operator then refused or misread: both refuse it now.
+    ("label-key-invalid", _with("scope.nodeSelector", {"matchExpressions": [
+        {"key": "bad key!", "operator": "Exists"}]}), "spec.scope.nodeSelector.matchExpressions[0].key"),
+    ("exists-with-values", _with("scope.nodeSelector", {"matchExpressions": [
+        {"key": "gpu", "operator": "Exists", "values": ["a"]}]}), "spec.scope.nodeSelector.matchExpressions[0].values"),
+    ("in-without-values", _with("scope.nodeSelector", {"matchExpressions": [
+        {"key": "gpu", "operator": "In"}]}), "spec.scope.nodeSelector.matchExpressions[0].values"),
+    ("match-labels-value-invalid", _with("scope.nodeSelector", {"matchLabels": {"rack": "not valid!"}}),
+     "spec.scope.nodeSelector.matchLabels.rack"),
+    ("charge-target-below-reserve", _with("storage.chargeTargetFraction", 0.1), "spec.storage.chargeTargetFraction"),
 ]
 
 VALID_SPECS: list[tuple[str, dict[str, Any]]] = [

@@ -117,3 +117,11 @@ def test_yes_is_not_a_boolean():
     """Lax coercion would read dryRun: "no" as False and start acting: the models are strict."""
     with pytest.raises(ValidationError):
         PowerPolicySpec.model_validate({"budget": {"capWatts": 1000}, "safety": {"dryRun": "no"}})
+
+
+def test_an_invalid_match_labels_key_is_refused_by_the_operator_naming_it():
+    """The API server cannot afford a CEL rule over map keys; the operator refuses the key by name."""
+    spec = sample_policy()["spec"]
+    spec["scope"]["nodeSelector"] = {"matchLabels": {"-bad key": "x"}}
+    with pytest.raises(ValidationError, match="matchLabels key '-bad key' is not a valid label key"):
+        PowerPolicy.model_validate(policy("bad-key", spec))

@@ -158,6 +158,28 @@ def test_evaluate_cli_names_a_missing_file(tmp_path: Path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_evaluate_cli_names_a_binary_file_and_reads_a_directory(tmp_path: Path, capsys):
+    from gridshift.cli import main
+
+    binary = tmp_path / "dump.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    assert main(["forecast", "evaluate", "--data", str(binary)]) == 1
+    assert f"{binary}: not a text file" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["forecast", "evaluate", "--data", str(empty)]) == 1
+    assert f"{empty}: a directory with no trace files" in capsys.readouterr().err
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    t = np.arange(900)
+    for k in range(2):
+        (runs / f"run-{k}.csv").write_text("timestamp,value\n" + "\n".join(
+            f"{i},{4400 + 100 * k if i % 40 < 25 else 1200}" for i in t) + "\n")
+    (runs / "notes.txt").write_text("not a trace")
+    assert main(["forecast", "evaluate", "--data", str(runs), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["series"] == 2, "each trace file of the directory, nothing else"
+
+
 def test_plot_writes_a_png(tmp_path: Path):
     from gridshift.cli import main
 

@@ -128,3 +128,10 @@ def test_the_bundled_training_site_on_real_traces() -> None:
     assert none.energy_above_cap_kwh > 0
     assert oracle.energy_above_cap_kwh == 0 and oracle.job_delay_gpu_h == 0, \
         "with a perfect forecast the battery alone covers this site's peaks"
+
+
+def test_a_binary_scenario_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    binary = tmp_path / "scenario.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(sc.ScenarioError, match="not a text file"):
+        sc.load(binary)

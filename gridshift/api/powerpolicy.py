@@ -10,6 +10,7 @@ proves both accept and reject the same documents.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,29 +43,61 @@ class ApiModel(BaseModel):
     )
 
 
+# A label key (an optional DNS-subdomain prefix and a name) and a label value, as the API server checks them.
+LABEL_KEY = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+             r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+
+
 class LabelSelectorRequirement(ApiModel):
     """A label selector requirement, as in Kubernetes' `LabelSelectorRequirement`."""
 
-    key: str = Field(description="The label key that the selector applies to.", min_length=1, max_length=317)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("(self.operator in ['Exists', 'DoesNotExist']) == (!has(self.values) || size(self.values) == 0)",
+                    "values must be empty for Exists and DoesNotExist, and non-empty for In and NotIn", ".values")
+            ]
+        }
+    )
+
+    key: str = Field(description="The label key that the selector applies to.", min_length=1, max_length=317,
+                     pattern=LABEL_KEY)
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
         description="How the key relates to the values."
     )
-    values: list[Annotated[str, Field(max_length=63)]] = Field(
+    values: list[Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] = Field(
         default_factory=list,
         max_length=64,
         description="Values for In and NotIn; must be empty for Exists and DoesNotExist.",
     )
 
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("Exists", "DoesNotExist")) != (not self.values):
+            raise ValueError("values must be empty for Exists and DoesNotExist, and non-empty for In and NotIn")
+        return self
+
 
 class LabelSelector(ApiModel):
     """A Kubernetes label selector. An empty selector matches everything."""
 
-    match_labels: dict[str, str] = Field(
-        default_factory=dict, description="Labels that must all be present with these values."
+    # The API server checks matchLabels values by pattern; a CEL rule over its keys costs more than a CRD
+    # may spend (keys have no length bound in a structural schema), so an invalid key is refused by the
+    # operator (status names it), not at admission.
+    match_labels: dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] = Field(
+        default_factory=dict, max_length=64, description="Labels that must all be present with these values."
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, max_length=32, description="Requirements that must all hold."
     )
+
+    @model_validator(mode="after")
+    def _label_keys(self) -> LabelSelector:
+        for key in self.match_labels:
+            if not re.match(LABEL_KEY, key) or len(key) > 317:
+                raise ValueError(f"matchLabels key {key!r} is not a valid label key")
+        return self
 
     def matches(self, labels: dict[str, str]) -> bool:
         """Whether an object with ``labels`` is selected, as the API server's label selection decides."""
@@ -133,7 +166,20 @@ class Budget(ApiModel):
 
 
 class TelemetryQueries(ApiModel):
-    """PromQL for each signal. ``$selector`` is replaced by a label matcher for the governed nodes."""
+    """PromQL for each signal. ``$selector`` is replaced by a label matcher for the governed nodes:
+    every query must contain it, or it would read power from outside the policy's scope (or a
+    constant such as ``vector(0)``) as if it were the governed nodes'."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(f"!has(self.{field}) || self.{field}.contains('$selector')", f"{field} must contain $selector "
+                    "(the governed nodes' label matcher)", f".{field}")
+                for field in ("gpuPower", "nodePower", "pduPower")
+            ] + [cel("!has(self.podPower) || self.podPower == '' || self.podPower.contains('$selector')",
+                     "podPower must contain $selector (the governed nodes' label matcher) or be empty", ".podPower")]
+        }
+    )
 
     gpu_power: str = Field(
         default="sum(DCGM_FI_DEV_POWER_USAGE{$selector})",
@@ -158,6 +204,15 @@ class TelemetryQueries(ApiModel):
             "replica. Empty disables it (annotations and GPU counts are used instead)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _scoped(self) -> TelemetryQueries:
+        for field, alias in (("gpu_power", "gpuPower"), ("node_power", "nodePower"), ("pdu_power", "pduPower"),
+                             ("pod_power", "podPower")):
+            query = getattr(self, field)
+            if "$selector" not in query and not (field == "pod_power" and query == ""):
+                raise ValueError(f"{alias} must contain $selector (the governed nodes' label matcher), got {query!r}")
+        return self
 
 
 class Telemetry(ApiModel):
@@ -191,6 +246,17 @@ class Telemetry(ApiModel):
         ge=1,
         le=86400,
         description="A series whose newest sample is older than this is stale: the policy holds its state.",
+    )
+    min_coverage_fraction: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the governed nodes (with GPUs, for dcgm) that must report power each period. Below it the "
+            "policy is Degraded (TelemetryIncomplete, the silent nodes named) and holds; above it, a silent node "
+            "counts at its last reported power (its GPUs at workloads.wattsPerGpu if it never reported), never 0. "
+            "Checked when the source's query starts with sum(...)."
+        ),
     )
 
 
@@ -243,6 +309,16 @@ class Forecast(ApiModel):
 class Storage(ApiModel):
     """The battery (ESS) behind the governed nodes, the first rung of the ladder."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("!has(self.chargeTargetFraction) || self.chargeTargetFraction > "
+                    "(has(self.reserveFraction) ? self.reserveFraction : 0.2)",
+                    "chargeTargetFraction must be above reserveFraction", ".chargeTargetFraction")
+            ]
+        }
+    )
+
     energy_storage_ref: str = Field(
         min_length=1,
         max_length=253,
@@ -291,6 +367,13 @@ class Storage(ApiModel):
                     "left), the median forecast always stays under the trigger, so the battery lasts through a long "
                     "peak instead of reaching the reserve halfway. 0 turns pacing off.",
     )
+
+    @model_validator(mode="after")
+    def _target_above_reserve(self) -> Storage:
+        if self.charge_target_fraction is not None and self.charge_target_fraction <= self.reserve_fraction:
+            raise ValueError(f"chargeTargetFraction {self.charge_target_fraction} must be above reserveFraction "
+                             f"{self.reserve_fraction}")
+        return self
 
 
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -638,6 +721,10 @@ class PowerPolicyStatus(ApiModel):
     )
     last_change_time: str | None = Field(
         default=None, description="When the policy last changed anything (RFC 3339); the restore ramp counts from it."
+    )
+    last_period_time: str | None = Field(
+        default=None, description="When the operator last ran a control period for this policy (RFC 3339), whatever "
+                                  "its outcome: a value that stops moving means the policy is not being controlled."
     )
     uncovered_watts: float | None = Field(
         default=None, ge=0, description="Part of the forecast shortfall the ladder could not cover."

@@ -52,6 +52,7 @@ class Twin(Collector):
         self.server: Any = None
         self.last: dict[str, float] = {}
         self.renewables: dict[str, float] = {}  # site -> renewable supply (W)
+        self.silent: set[str] = set()  # nodes whose exporter stopped reporting (their series vanish)
 
     # -- GPU power ----------------------------------------------------------------------------------------------------
 
@@ -94,6 +95,8 @@ class Twin(Collector):
                     and not pod["metadata"].get("deletionTimestamp")):
                 by_node.setdefault(node, []).append(pod)
         for node, gpus in nodes.items():
+            if node in self.silent:
+                continue
             owners: list[tuple[dict[str, Any], int]] = []
             for pod in sorted(by_node.get(node, []), key=lambda p: (p["metadata"]["creationTimestamp"],
                                                                    p["metadata"]["name"])):

@@ -13,7 +13,7 @@ import hashlib
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ from gridshift.operator.events import Event, object_ref
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.operator.migrating import MigrationStep
 from gridshift.operator.queries import power_query
-from gridshift.planner import PlanInput, Workload, plan
+from gridshift.planner import Action, PlanInput, Workload, plan
 from gridshift.planner.charging import LOOKBACK_S, PeakEnergyTracker, lookback_peak
-from gridshift.planner.ladder import Plan, reserve_limit
+from gridshift.planner.ladder import BatteryState, Plan, reserve_limit
 from gridshift.planner.outlook import (
     ErrorTracker,
     Outlook,
@@ -45,7 +45,8 @@ from gridshift.planner.pacing import DischargePace, Pacing, pace_battery
 from gridshift.planner.policy import charge_rule, plan_limits, workload_confidence
 from gridshift.planner.skill import Skill, SkillGate
 from gridshift.planner.speculation import ReactiveNeed, Speculation, limit_speculation, speculation_budget
-from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher
+from gridshift.telemetry.coverage import Coverage, coverage, per_node_query
+from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher, url_allowed
 
 RECENT_ACTIONS = 20
 EVENT_REASONS = {"discharge": "BatteryDischarge", "charge": "BatteryCharge", "idle": "BatteryIdle",
@@ -73,8 +74,19 @@ class _Memory:
     recent_peak_w: float = 0.0
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
+    node_watts: dict[str, float] = field(default_factory=dict)  # each governed node's last reported power
     reasons: dict[str, str] = field(default_factory=dict)
     said: dict[str, str] = field(default_factory=dict)  # per migratable Job, the last decision an Event reported
+
+
+def _strand_guard(policy: str, battery: BatteryState | None) -> tuple[Action, ...]:
+    """The idle command for this policy's battery whose device is not ready while a setpoint of ours is
+    still on it: cleared now, it cannot resume (a discharge hours stale) when the device comes back."""
+    if battery is None or battery.managed_by != policy or battery.setpoint_w == 0:
+        return ()
+    return (Action("battery", "idle", battery.key, -battery.setpoint_w,
+                   f"the battery's device is not ready: setpoint {battery.setpoint_w:.0f} W cleared so that it does "
+                   "not resume when the device returns", setpoint_w=0.0),)
 
 
 def condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
@@ -151,9 +163,12 @@ class ModelCache:
 class PolicyController:
     """Runs control periods for any number of policies; one instance per operator process."""
 
-    def __init__(self, api: client.ApiClient, default_prometheus_url: str | None = None, force_dry_run: bool = False):
+    def __init__(self, api: client.ApiClient, default_prometheus_url: str | None = None, force_dry_run: bool = False,
+                 allowed_prometheus_urls: tuple[str, ...] | None = None):
         self.api = api
         self.default_prometheus_url = default_prometheus_url
+        # Base URLs a policy's spec.telemetry.prometheusUrl may name (None: any); the operator's own is always allowed.
+        self.allowed_prometheus_urls = allowed_prometheus_urls
         self.force_dry_run = force_dry_run
         self.inventory = InventoryReader(api)
         self.models = ModelCache(api)
@@ -209,13 +224,16 @@ class PolicyController:
                        events: list[Event]) -> list[Outcome]:
         """Holding does not mean draining: while blind to power, a battery this policy discharges is
         still brought back within its reserve (its state of charge comes from the EnergyStorage
-        status, not from Prometheus)."""
+        status, not from Prometheus), and one whose device is not ready loses our setpoint."""
         if spec.storage is None:
             return []
-        battery = self.inventory.battery(spec.storage.energy_storage_ref, [])
+        stranded: list[BatteryState] = []
+        battery = self.inventory.battery(spec.storage.energy_storage_ref, [], stranded)
         action = reserve_limit(name, battery, plan_limits(spec), spec.forecast.horizon_seconds,
                                spec.safety.period_seconds)
         if action is None or battery is None or battery.managed_by != name:
+            action = next(iter(_strand_guard(name, stranded[0] if stranded else None)), None)
+        if action is None:
             return []
         dry = spec.safety.dry_run or self.force_dry_run
         outcome = KubernetesActuator(self.api, name, dry).apply(action, now)
@@ -233,6 +251,11 @@ class PolicyController:
         if url is None:
             return self._degraded(name, spec, status, generation, now, mem, "NoPrometheus",
                                   "spec.telemetry.prometheusUrl is unset and the operator has no --prometheus-url")
+        allowed = self.allowed_prometheus_urls
+        if allowed is not None and not url_allowed(url, (*allowed, *filter(None, [self.default_prometheus_url]))):
+            return self._degraded(name, spec, status, generation, now, mem, "PrometheusNotAllowed",
+                                  f"spec.telemetry.prometheusUrl {url!r} is not under any of the operator's "
+                                  "--allow-prometheus-url base URLs; nothing was requested from it")
         try:
             nodes = self.inventory.nodes(spec.scope.node_selector)
         except client.ApiException as exc:
@@ -254,6 +277,12 @@ class PolicyController:
         if reading.status != "ok" or reading.series is None:
             reason = {"stale": "TelemetryStale", "missing": "TelemetryMissing"}.get(reading.status, "TelemetryError")
             return self._degraded(name, spec, status, generation, now, mem, reason, reading.reason)
+        covered = self._coverage(name, spec, nodes, reader, mem)
+        if isinstance(covered, str):
+            return self._degraded(name, spec, status, generation, now, mem, "TelemetryIncomplete", covered)
+        series = reading.series
+        if covered is not None and covered.missing:  # a silent node counts at its last power, never 0
+            series = replace(series, values=series.values + covered.estimate_w)
         if mem.reasons.pop("degraded", None) is not None:
             recovered = [Event("Normal", "TelemetryRecovered", f"telemetry from {url} is trusted again")]
         else:
@@ -271,7 +300,8 @@ class PolicyController:
             return self._degraded(name, spec, status, generation, now, mem, "InventoryFailed",
                                   f"listing workloads failed: {exc.status} {exc.reason}")
 
-        series = reading.series
+        if covered is not None and covered.missing:
+            inventory.notes.append(covered.describe())
         times = series.times()
         mem.errors.settle(times, series.values)
         mem.bounds = bound_tracker(model, spec.forecast.confidence, mem.bounds)
@@ -317,6 +347,25 @@ class PolicyController:
                       speculation)
         return result
 
+    def _coverage(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int], reader: PrometheusReader,
+                  mem: _Memory) -> Coverage | str | None:
+        """Which governed nodes reported power (``telemetry.coverage``): None when the source's query is
+        not a plain sum (not checked), the reason to hold when too few did or the per-node read failed."""
+        telemetry = spec.telemetry
+        query = per_node_query(power_query(spec, nodes), telemetry.node_label)
+        if query is None:
+            return None
+        reported, why = reader.read_by(query, (telemetry.node_label,))
+        if why:
+            return f"per-node power could not be read to check coverage: {why}"
+        cover = coverage(nodes, {k[0]: v for k, v in reported.items()}, mem.node_watts,
+                         spec.workloads.watts_per_gpu, gpu_nodes_only=telemetry.source == "dcgm")
+        metrics.COVERAGE.labels(name).set(cover.fraction)
+        if cover.fraction < telemetry.min_coverage_fraction:
+            return (f"{cover.describe()}: coverage {cover.fraction:.0%} is below "
+                    f"spec.telemetry.minCoverageFraction {telemetry.min_coverage_fraction:.0%}")
+        return cover
+
     @staticmethod
     def _skill(model: Forecaster | Persistence, spec: PowerPolicySpec, mem: _Memory, times: Any,
                values: Any) -> Skill | None:
@@ -355,7 +404,8 @@ class PolicyController:
         ))
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)
-        outcomes = [actuator.apply(a, now) for a in decided.actions]
+        outcomes = [actuator.apply(a, now) for a in (*_strand_guard(name, inventory.stranded_battery),
+                                                       *decided.actions)]
         events: list[Event] = []
         records = [dict(r) for r in status.get("recentActions", [])]
         # Measured effect of the previous period's actions: the change in load since then, shared by expected watts.

@@ -5,20 +5,35 @@ is a live view, so edits apply at the next period), writes the status through th
 subresource and posts one Event per action. Deleting a policy releases everything it changed.
 Peering keeps two replicas from acting at once: only the highest-priority live peer runs
 daemons, the others stand by.
+
+The daemons are async: between periods they wait on the event loop, and a period's blocking work
+(Kubernetes and Prometheus calls, the forecast, a Modbus poll) runs in ``_periods``, a thread pool
+of its own. A sync daemon holds one thread of Kopf's executor (min(32, cores + 4) threads) for as
+long as its object lives, so on a small node the policies past that number were never controlled
+and a deletion's release handler queued behind them. A period and the release of the same policy
+never overlap (``_policy_lock``), and no period runs for a policy once it is released. Transport
+errors (an API server or network blip) are caught like API errors: the loop retries at its next
+period instead of leaving the daemon to Kopf's one-minute backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import os
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import kopf
+import urllib3
 from kubernetes import client, config
 from pydantic import ValidationError
 
-from gridshift.actuators.kubernetes import KubernetesActuator
+from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
 from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
@@ -27,12 +42,34 @@ from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
 _state: dict[str, Any] = {"controller": None, "storage": None, "prometheus_url": None, "force_dry_run": False,
-                          "peered": False}
+                          "peered": False, "allowed_prometheus_urls": None}
 
 # Peered replicas learn of each other through watch events on the ClusterKopfPeering, which may arrive
 # after a new policy's. A replica therefore waits this long before a policy's first period; if a
 # higher-priority peer shows up meanwhile, Kopf pauses it and the wait is cancelled with the daemon.
 PEERING_SETTLE_S = 10.0
+# Threads for the periods' blocking work. A period holds one only while it runs (well under a second),
+# so this bounds how many periods run at once, not how many policies and batteries there can be.
+PERIOD_THREADS = 16
+# What an API server or network blip raises from the Kubernetes client besides an ApiException.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
+
+_T = TypeVar("_T")
+_periods = ThreadPoolExecutor(max_workers=PERIOD_THREADS, thread_name_prefix="gridshift-period")
+_locks: dict[str, threading.Lock] = {}
+_released: set[str] = set()  # uids of deleted policies: no period runs for them any more
+_locks_guard = threading.Lock()
+
+
+def _policy_lock(uid: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(uid, threading.Lock())
+
+
+async def _in_pool(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` in the period pool, in this task's context (Kopf posts Events through context variables)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_periods, context.run, fn, *args)
 
 
 def kubernetes_client() -> client.ApiClient:
@@ -45,8 +82,10 @@ def kubernetes_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def configure(prometheus_url: str | None, force_dry_run: bool = False, peered: bool = False) -> None:
+def configure(prometheus_url: str | None, force_dry_run: bool = False, peered: bool = False,
+              allowed_prometheus_urls: tuple[str, ...] | None = None) -> None:
     _state["prometheus_url"] = prometheus_url
+    _state["allowed_prometheus_urls"] = allowed_prometheus_urls
     _state["force_dry_run"] = force_dry_run
     _state["peered"] = peered
 
@@ -58,7 +97,8 @@ def _settle(**_: Any) -> float:
 def controller() -> PolicyController:
     if _state["controller"] is None:
         _state["controller"] = PolicyController(kubernetes_client(), _state["prometheus_url"],
-                                                force_dry_run=_state["force_dry_run"])
+                                                force_dry_run=_state["force_dry_run"],
+                                                allowed_prometheus_urls=_state["allowed_prometheus_urls"])
     return _state["controller"]
 
 
@@ -90,8 +130,8 @@ def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Log
     api = client.CustomObjectsApi(controller().api)
     try:
         api.patch_cluster_custom_object_status(API_GROUP, API_VERSION, PLURAL, name, {"status": result.status})
-    except client.ApiException as exc:
-        logger.warning(f"status of {name} not written: {exc.status} {exc.reason}")
+    except TRANSPORT_ERRORS as exc:
+        logger.warning(f"status of {name} not written: {_why(exc)}")
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if event.target is not None:
@@ -99,19 +139,24 @@ def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Log
                        f"{event.message}")
 
 
-@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0, initial_delay=_settle)
-def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
-    """One control period, then sleep until the next; exits when the policy is deleted."""
-    while not stopped:
-        started = time.monotonic()
-        period = 15.0
+def _why(exc: BaseException) -> str:
+    return f"{exc.status} {exc.reason}" if isinstance(exc, client.ApiException) else f"{type(exc).__name__}: {exc}"
+
+
+def _control_period(name: str, body: kopf.Body, logger: logging.Logger) -> float:
+    """One control period of ``name`` (in the period pool); returns the seconds until the next."""
+    uid = body.get("metadata", {}).get("uid", name)
+    period = 15.0
+    with _policy_lock(uid):
+        if uid in _released:
+            return period
         try:
             spec = PowerPolicySpec.model_validate(dict(body.get("spec") or {}))
         except ValidationError as exc:
             fields, ready = _invalid(exc, body)
             status = dict(body.get("status") or {})
             status.update({"phase": "Degraded", "conditions": [ready]})
-            _write(name, body, PeriodResult(status, []), logger)
+            result = PeriodResult(status, [])
             logger.error(f"invalid spec: {fields}")
         else:
             period = float(spec.safety.period_seconds)
@@ -124,14 +169,34 @@ def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: log
                 status["phase"] = "Degraded"
                 kopf.warn(body, reason="PeriodFailed", message=f"{type(exc).__name__}: {exc}"[:1000])
                 result = PeriodResult(status, [])
-            _write(name, body, result, logger)
-        stopped.wait(max(0.05, period - (time.monotonic() - started)))
+        result.status["lastPeriodTime"] = rfc3339(time.time())
+        _write(name, body, result, logger)
+    return period
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0, initial_delay=_settle)
+async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
+                  **_: Any) -> None:
+    """One control period, then wait until the next; exits when the policy is deleted."""
+    while not stopped:
+        started = time.monotonic()
+        period = await _in_pool(_control_period, name, body, logger)
+        await stopped.wait(max(0.05, period - (time.monotonic() - started)))
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
-def release(name: str, spec: kopf.Spec, logger: logging.Logger, **_: Any) -> None:
+def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
     """Give back everything the deleted policy changed: original replicas, resumed Jobs, moves in flight
     rolled back, idle battery."""
+    uid = meta.get("uid", name)
+    with _policy_lock(uid):  # waits for a period in flight; none runs after this one
+        _released.add(uid)
+        _release(name, spec, logger)
+    with _locks_guard:
+        _locks.pop(uid, None)
+
+
+def _release(name: str, spec: kopf.Spec, logger: logging.Logger) -> None:
     ctl = controller()
     try:
         parsed = PowerPolicySpec.model_validate(dict(spec))
@@ -166,34 +231,43 @@ def _drives(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("driver") == "modbus"
 
 
+def _battery_poll(name: str, body: kopf.Body, logger: logging.Logger) -> float:
+    """One poll of a Modbus EnergyStorage (in the period pool); returns the seconds until the next."""
+    poll = 5.0
+    try:
+        spec = es.EnergyStorageSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as exc:
+        fields, ready = _invalid(exc, body)
+        status: dict[str, Any] = {"conditions": [ready]}
+        events = []
+        logger.error(f"invalid spec: {fields}")
+    else:
+        assert spec.modbus is not None
+        poll = spec.modbus.poll_seconds
+        try:
+            status, events = storage().run_once(name, spec, dict(body.get("status") or {}),
+                                                generation=body.get("metadata", {}).get("generation"))
+        except Exception:  # one bad poll must not stop the device's driver; the revert timeout covers it
+            logger.exception("battery poll failed")
+            return poll
+    try:
+        client.CustomObjectsApi(controller().api).patch_cluster_custom_object_status(
+            API_GROUP, API_VERSION, es.PLURAL, name, {"status": status})
+    except TRANSPORT_ERRORS as exc:
+        logger.warning(f"status of EnergyStorage {name} not written: {_why(exc)}")
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    return poll
+
+
 @kopf.daemon(API_GROUP, API_VERSION, es.PLURAL, when=_drives, cancellation_timeout=10.0, initial_delay=_settle)
-def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
-                  **_: Any) -> None:
+async def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
+                        **_: Any) -> None:
     """An EnergyStorage with driver modbus: poll the device, apply the setpoint with its revert timeout,
     report the device's state. On exit (deleted, driver changed, operator stopping) the battery idles."""
-    api = client.CustomObjectsApi(controller().api)
-    drivers = storage()
     try:
         while not stopped:
-            poll = 5.0
-            try:
-                spec = es.EnergyStorageSpec.model_validate(dict(body.get("spec") or {}))
-            except ValidationError as exc:
-                fields, ready = _invalid(exc, body)
-                status = {"conditions": [ready]}
-                events = []
-                logger.error(f"invalid spec: {fields}")
-            else:
-                assert spec.modbus is not None
-                poll = spec.modbus.poll_seconds
-                status, events = drivers.run_once(name, spec, dict(body.get("status") or {}),
-                                                  generation=body.get("metadata", {}).get("generation"))
-            try:
-                api.patch_cluster_custom_object_status(API_GROUP, API_VERSION, es.PLURAL, name, {"status": status})
-            except client.ApiException as exc:
-                logger.warning(f"status of EnergyStorage {name} not written: {exc.status} {exc.reason}")
-            for event in events:
-                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-            stopped.wait(poll)
+            poll = await _in_pool(_battery_poll, name, body, logger)
+            await stopped.wait(poll)
     finally:
-        drivers.release(name)
+        await _in_pool(storage().release, name)

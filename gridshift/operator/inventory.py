@@ -83,6 +83,9 @@ class Inventory:
     workloads: list[Workload]
     pods: dict[str, list[str]] = field(default_factory=dict)  # workload key -> pod names on governed nodes
     battery: BatteryState | None = None
+    # The policy's EnergyStorage while its device is not ready (unreachable, refusing): not a rung, but a
+    # setpoint left on it would be applied whenever the device returns.
+    stranded_battery: BatteryState | None = None
     notes: list[str] = field(default_factory=list)
     movable: list[MovableJob] = field(default_factory=list)  # migratable Jobs, moving ones included
 
@@ -187,11 +190,14 @@ class InventoryReader:
             ))
         inventory = Inventory(sorted(node_set), workloads, dict(pods), movable=movable)
         if spec.storage is not None:
-            inventory.battery = self.battery(spec.storage.energy_storage_ref, inventory.notes)
+            stranded: list[BatteryState] = []
+            inventory.battery = self.battery(spec.storage.energy_storage_ref, inventory.notes, stranded)
+            inventory.stranded_battery = stranded[0] if stranded else None
         return inventory
 
-    def battery(self, ref: str, notes: list[str]) -> BatteryState | None:
-        """The policy's EnergyStorage as the planner sees it, or None (and why, in ``notes``)."""
+    def battery(self, ref: str, notes: list[str], stranded: list[BatteryState] | None = None) -> BatteryState | None:
+        """The policy's EnergyStorage as the planner sees it, or None (and why, in ``notes``). One that
+        is not ready is appended to ``stranded`` (its setpoint and owner as they stand)."""
         try:
             obj = self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "energystorages", ref)
         except client.ApiException as exc:
@@ -199,17 +205,23 @@ class InventoryReader:
             notes.append(f"EnergyStorage {ref}: {why}; battery rung skipped")
             return None
         ready = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+        soc = (obj.get("status") or {}).get("socFraction")
         if ready is not None and ready.get("status") == "False":
             notes.append(f"EnergyStorage {ref} is not ready ({ready.get('reason')}: {ready.get('message')}); "
                          "battery rung skipped")
+            if stranded is not None:
+                stranded.append(self._battery_state(ref, obj, float(soc) if soc is not None else 0.0))
             return None
-        soc = (obj.get("status") or {}).get("socFraction")
         if soc is None:
             notes.append(f"EnergyStorage {ref} reports no state of charge yet; battery rung skipped")
             return None
+        return self._battery_state(ref, obj, float(soc))
+
+    @staticmethod
+    def _battery_state(ref: str, obj: dict[str, Any], soc: float) -> BatteryState:
         spec, status = obj["spec"], obj.get("status") or {}
         marks = obj["metadata"].get("annotations") or {}
-        return BatteryState(ref, soc_fraction=float(soc), capacity_wh=float(spec["capacityWattHours"]),
+        return BatteryState(ref, soc_fraction=soc, capacity_wh=float(spec["capacityWattHours"]),
                             max_discharge_w=float(spec["maxDischargeWatts"]),
                             setpoint_w=float(spec.get("setpointWatts", 0.0)),
                             managed_by=marks.get(ann.MANAGED_BY),

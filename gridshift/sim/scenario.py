@@ -463,7 +463,11 @@ def load(name_or_path: str | Path) -> Scenario:
     if not path.is_file():
         raise ScenarioError(f"no scenario {str(name_or_path)!r}: not a file, and the bundled ones are "
                             f"{', '.join(bundled())}")
-    return parse(path.read_text(), str(path))
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a text file (a scenario is UTF-8 YAML)") from None
+    return parse(text, str(path))
 
 
 def read_traces(scenario: Scenario, trace_dir: str | Path) -> list[np.ndarray]:

@@ -2,15 +2,21 @@
 trusted. A reading is ``ok``, ``stale`` (newest sample older than ``stale_after_s``),
 ``missing`` (the query matched no series) or ``error`` (Prometheus unreachable or the query
 refused). Anything but ``ok`` carries a reason and no value: stale or missing data is never
-turned into zero watts.
+turned into zero watts. A refusal is reported by its HTTP status and, when the answer is a
+Prometheus API error, Prometheus's own message: never the body of whatever else answered (a
+policy's URL may point anywhere it is allowed to, and reasons end up in status).
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -59,7 +65,9 @@ class PrometheusReader:
         except requests.exceptions.RequestException as exc:
             return Reading("error", f"Prometheus at {self.url} unreachable: {type(exc).__name__}")
         except PrometheusApiClientException as exc:
-            return Reading("error", f"Prometheus refused {_short(query)}: {str(exc)[:300]}")
+            return Reading("error", f"Prometheus refused {_short(query)}: {refusal(exc)}")
+        except (KeyError, TypeError, ValueError):  # a 200 that is not a Prometheus API answer
+            return Reading("error", f"{self.url} did not answer as a Prometheus HTTP API")
         try:
             samples = parse_prometheus_range({"status": "success", "data": {"resultType": "matrix", "result": result}})
         except TraceError as exc:
@@ -89,7 +97,9 @@ class PrometheusReader:
         except requests.exceptions.RequestException as exc:
             return {}, f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
         except PrometheusApiClientException as exc:
-            return {}, f"Prometheus refused {_short(query)}: {str(exc)[:300]}"
+            return {}, f"Prometheus refused {_short(query)}: {refusal(exc)}"
+        except (KeyError, TypeError, ValueError):
+            return {}, f"{self.url} did not answer as a Prometheus HTTP API"
         out: dict[tuple[str, ...], float] = {}
         for sample in result:
             metric = sample.get("metric", {})
@@ -111,3 +121,38 @@ def node_matcher(label: str, nodes: list[str]) -> str:
     # take backslashes doubled.
     escaped = "|".join(re.sub(r"([.\\^$*+?()\[\]{}|])", r"\\\\\1", n) for n in sorted(nodes))
     return f'{label}=~"{escaped}"'
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d+) \((b['\"].*['\"])\)", re.DOTALL)
+
+
+def refusal(exc: Exception) -> str:
+    """Why Prometheus refused a query: the HTTP status and Prometheus's own error message, if the
+    body is a Prometheus API error; the body itself is never repeated."""
+    match = _STATUS.search(str(exc))
+    if match is None:
+        return "the query was refused"
+    status = f"HTTP {match.group(1)}"
+    try:
+        body = json.loads(ast.literal_eval(match.group(2)))
+    except (ValueError, SyntaxError):
+        return status
+    if isinstance(body, dict) and body.get("status") == "error" and isinstance(body.get("error"), str):
+        return f"{status}: {body.get('errorType', 'error')}: {body['error'][:300]}"
+    return status
+
+
+def url_allowed(url: str, allowed: Iterable[str]) -> bool:
+    """Whether ``url`` lies under one of the ``allowed`` base URLs: same scheme, host and port, and
+    a path at or below the allowed one."""
+    def parts(u: str) -> tuple[str, str, int | None, str]:
+        s = urlsplit(u.strip())
+        port = s.port or {"http": 80, "https": 443}.get(s.scheme.lower())
+        return s.scheme.lower(), (s.hostname or "").lower(), port, s.path.rstrip("/") + "/"
+
+    try:
+        scheme, host, port, path = parts(url)
+        return any((scheme, host, port) == (a[0], a[1], a[2]) and path.startswith(a[3])
+                   for a in map(parts, allowed))
+    except ValueError:  # a port out of range
+        return False

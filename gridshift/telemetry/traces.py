@@ -222,8 +222,34 @@ def _is_nvidia_smi(head: str) -> bool:
 def load_power_trace(path: str | Path) -> Samples:
     """Load any supported trace file as one node-total power signal (format from its content)."""
     path = Path(path)
+    if path.is_dir():
+        raise TraceError(f"{path}: a directory, not a trace file")
     if not path.is_file():
         raise TraceError(f"{path}: no such file")
+    try:
+        return _load_power_trace(path)
+    except UnicodeDecodeError:
+        raise TraceError(f"{path}: not a text file (CSV or Prometheus JSON expected)") from None
+
+
+TRACE_SUFFIXES = (".csv", ".json")
+
+
+def trace_files(paths: list[str | Path]) -> list[Path]:
+    """``paths`` with each directory replaced by the trace files in it (``TRACE_SUFFIXES``, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TRACE_SUFFIXES)
+            if not found:
+                raise TraceError(f"{p}: a directory with no trace files ({', '.join(TRACE_SUFFIXES)})")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _load_power_trace(path: Path) -> Samples:
     head = _first_line(path)
     if head.startswith("{"):
         series = load_prometheus_json(path)
@@ -246,9 +272,10 @@ def load_power_trace(path: str | Path) -> Samples:
 
 def load_series(paths: list[str | Path], step: float = 1.0, max_gap_s: float = 5.0,
                 min_length: int = 2) -> list[Series]:
-    """Every gap-free segment of every file's node-total power, resampled to ``step``."""
+    """Every gap-free segment of every file's node-total power, resampled to ``step`` (a directory
+    stands for the trace files in it)."""
     out: list[Series] = []
-    for path in paths:
+    for path in trace_files(paths):
         out.extend(load_power_trace(path).resample(step, max_gap_s, min_length))
     return out
 
@@ -257,8 +284,8 @@ def load_gpu_series(paths: list[str | Path], step: float = 1.0, max_gap_s: float
                     min_length: int = 2) -> list[Series]:
     """Each GPU's own series from the nvidia-smi logs among ``paths`` (other files are skipped)."""
     out: list[Series] = []
-    for path in paths:
-        if _is_nvidia_smi(_first_line(Path(path))):
+    for path in trace_files(paths):
+        if _is_nvidia_smi(_first_line(path)):
             trace = load_nvidia_smi_csv(path)
             for g in range(trace.gpus):
                 out.extend(trace.gpu(g).resample(step, max_gap_s, min_length))

@@ -71,3 +71,64 @@ def test_a_battery_above_its_reserve_is_left_alone_while_blind(kube: Kube, names
         assert obj["spec"]["setpointWatts"] == 3_000, "holding means holding"
     finally:
         kube.custom.delete_cluster_custom_object(GROUP, VERSION, "energystorages", ess)
+
+
+def test_a_prometheus_url_outside_the_allow_list_is_refused_with_a_condition(kube: Kube, namespace: str) -> None:
+    """The operator admits only its allow-list: a policy naming another address (a cloud metadata
+    endpoint here, listening for real) goes Degraded saying so, and nothing is requested from it."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec = PowerPolicySpec.model_validate({
+            "budget": {"capWatts": 10_000},
+            "telemetry": {"prometheusUrl": f"http://127.0.0.1:{server.server_address[1]}/latest/meta-data"}})
+        ctl = PolicyController(kube.api, "http://prometheus.monitoring:9090",
+                               allowed_prometheus_urls=("https://thanos.example.com/prometheus",))
+        result = ctl.run_once(f"pp-{namespace}", spec, {}, now=time.time())
+        degraded = next(c for c in result.status["conditions"] if c["type"] == "Degraded")
+        assert (result.status["phase"], degraded["reason"]) == ("Degraded", "PrometheusNotAllowed"), degraded
+        assert "allow-prometheus-url" in degraded["message"]
+        assert asked == [], "nothing may be requested from a URL outside the allow-list"
+    finally:
+        server.shutdown()
+
+
+def test_a_battery_whose_device_is_gone_loses_our_setpoint(kube: Kube, namespace: str) -> None:
+    """The Modbus device stopped answering (Ready False): a discharge this policy left on the
+    EnergyStorage would be applied whenever the device came back, hours stale. It is cleared (and
+    the policy lets go of the battery); another owner's setpoint is left alone."""
+    name, ours, theirs = f"pp-{namespace}", f"ess-{namespace}", f"ess2-{namespace}"
+    down = {"type": "Ready", "status": "False", "reason": "DeviceUnreachable", "message": "connection refused",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    _battery(kube, ours, name, soc=0.6, setpoint=3_000)
+    _battery(kube, theirs, "someone-else", soc=0.6, setpoint=2_000)
+    try:
+        for ess in (ours, theirs):
+            kube.custom.patch_cluster_custom_object_status(GROUP, VERSION, "energystorages", ess,
+                                                           {"status": {"conditions": [down]}})
+        for ess, expected in ((ours, 0), (theirs, 2_000)):
+            result = PolicyController(kube.api).run_once(name, _blind_policy(ess, dry_run=False), {}, now=time.time())
+            obj = kube.custom.get_cluster_custom_object(GROUP, VERSION, "energystorages", ess)
+            assert obj["spec"]["setpointWatts"] == expected, (ess, obj["spec"])
+            if ess == ours:
+                assert "gridshift.io/managed-by" not in (obj["metadata"].get("annotations") or {})
+                [record] = result.status["recentActions"]
+                assert (record["verb"], record["expectedWatts"]) == ("idle", -3000.0), record
+                assert any("device is not ready" in e.message for e in result.events), result.events
+    finally:
+        for ess in (ours, theirs):
+            kube.custom.delete_cluster_custom_object(GROUP, VERSION, "energystorages", ess)

@@ -3,8 +3,10 @@ that disappears turns stale (never 0 W), and every failure says why."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,6 +110,36 @@ def test_bad_query_and_unreachable_server_are_errors(stack, tmp_path: Path):
     prom, _, _ = stack
     r = read(prom, "sum(rate(")
     assert r.status == "error" and "refused" in r.reason
+    assert "HTTP 400: bad_data: " in r.reason and "parse error" in r.reason, "Prometheus's own message is kept"
     down = PrometheusReader(f"http://127.0.0.1:{free_port()}", timeout_s=2)
     r = down.read("up", now=time.time())
     assert r.status == "error" and "unreachable" in r.reason and r.latest_watts is None
+
+
+class _Impostor(http.server.BaseHTTPRequestHandler):
+    """Not a Prometheus: answers every request with a secret, as a cloud metadata endpoint would."""
+
+    def do_GET(self) -> None:
+        body = b'{"AccessKeyId": "AKIASECRET", "Token": "s3cr3t"}' if "query" in self.path else b"<html>s3cr3t</html>"
+        self.send_response(200 if "query_range" in self.path else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_what_answers_in_place_of_prometheus_is_never_echoed() -> None:
+    """A policy's URL may point at any server the allow-list admits; its answer must not end up in
+    status (the reason strings) whatever it says."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reader = PrometheusReader(f"http://127.0.0.1:{server.server_address[1]}", timeout_s=2)
+        r = reader.read("up", now=time.time())
+        assert r.status == "error" and "s3cr3t" not in r.reason and "AKIA" not in r.reason, r.reason
+        values, why = reader.read_by("up", ("node",))
+        assert values == {} and why and "s3cr3t" not in why, why
+    finally:
+        server.shutdown()
