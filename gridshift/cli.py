@@ -223,8 +223,12 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.peering_lifetime < 3:
+        print("gridshift: --peering-lifetime must be at least 3 seconds", file=sys.stderr)
+        return 2
     handlers.configure(args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone,
-                       allowed_prometheus_urls=tuple(args.allow_prometheus_url) if args.allow_prometheus_url else None)
+                       allowed_prometheus_urls=tuple(args.allow_prometheus_url) if args.allow_prometheus_url else None,
+                       peering_lifetime_s=args.peering_lifetime)
     priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
@@ -618,6 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="peering priority; the highest live replica acts, the others stand by (default: random, "
                           "because Kopf pauses every replica when two share a priority)")
     run.add_argument("--standalone", action="store_true", help="no peering: for a single replica")
+    run.add_argument("--peering-lifetime", type=int, default=8, metavar="SECONDS",
+                     help="how long a replica counts as alive after its last keep-alive (it sends one every 1-3 s); "
+                          "a standby takes over this long after the active replica dies (default 8)")
     run.add_argument("--dry-run", action="store_true",
                      help="report every policy's actions without writing, whatever its spec.safety.dryRun says")
     run.add_argument("--verbose", action="store_true")

@@ -76,8 +76,10 @@ def force_delete(custom: client.CustomObjectsApi, plural: str, name: str) -> Non
 class OperatorProcess:
     """`gridshift operator run` in its own process group, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path, peering_priority: int | None = None):
+    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path, peering_priority: int | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self.kubeconfig = kubeconfig
+        self.extra_args = extra_args
         self.peering = ["--standalone"] if peering_priority is None else [
             "--peering", "gridshift", "--priority", str(peering_priority)]
         self.prometheus_url = prometheus_url
@@ -90,7 +92,7 @@ class OperatorProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gridshift.cli", "operator", "run", "--kubeconfig", str(self.kubeconfig),
              "--prometheus-url", self.prometheus_url, *self.peering, "--bind", "127.0.0.1",
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port)],
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *self.extra_args],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

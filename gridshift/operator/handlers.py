@@ -42,11 +42,13 @@ from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
 _state: dict[str, Any] = {"controller": None, "storage": None, "prometheus_url": None, "force_dry_run": False,
-                          "peered": False, "allowed_prometheus_urls": None}
+                          "peered": False, "allowed_prometheus_urls": None, "peering_lifetime_s": 8,
+                          "started": time.monotonic()}
 
 # Peered replicas learn of each other through watch events on the ClusterKopfPeering, which may arrive
-# after a new policy's. A replica therefore waits this long before a policy's first period; if a
-# higher-priority peer shows up meanwhile, Kopf pauses it and the wait is cancelled with the daemon.
+# after a new policy's. A replica that has just started therefore waits until this long after its start
+# before a policy's first period; if a higher-priority peer shows up meanwhile, Kopf pauses it and the
+# wait is cancelled with the daemon. A standby that takes over later knows its peers: it starts at once.
 PEERING_SETTLE_S = 10.0
 # Threads for the periods' blocking work. A period holds one only while it runs (well under a second),
 # so this bounds how many periods run at once, not how many policies and batteries there can be.
@@ -83,15 +85,19 @@ def kubernetes_client() -> client.ApiClient:
 
 
 def configure(prometheus_url: str | None, force_dry_run: bool = False, peered: bool = False,
-              allowed_prometheus_urls: tuple[str, ...] | None = None) -> None:
+              allowed_prometheus_urls: tuple[str, ...] | None = None, peering_lifetime_s: int = 8) -> None:
     _state["prometheus_url"] = prometheus_url
+    _state["peering_lifetime_s"] = peering_lifetime_s
+    _state["started"] = time.monotonic()
     _state["allowed_prometheus_urls"] = allowed_prometheus_urls
     _state["force_dry_run"] = force_dry_run
     _state["peered"] = peered
 
 
 def _settle(**_: Any) -> float:
-    return PEERING_SETTLE_S if _state["peered"] else 0.0
+    if not _state["peered"]:
+        return 0.0
+    return max(0.0, PEERING_SETTLE_S - (time.monotonic() - _state["started"]))
 
 
 def controller() -> PolicyController:
@@ -123,6 +129,10 @@ def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.gridshift.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kopf.gridshift.io")
     settings.persistence.finalizer = "gridshift.io/release"
+    # A standby takes over when the active replica's keep-alive is this old (Kopf sends one every
+    # lifetime minus 5-10 s, at least every second): Kopf's default of 60 s left a site uncontrolled
+    # for most of a minute after the active replica died.
+    settings.peering.lifetime = _state["peering_lifetime_s"]
     controller()
 
 

@@ -255,7 +255,7 @@ def _delete_policy(kube: Kube, name: str) -> None:
 
 def test_two_peered_replicas_never_both_act(lab: Lab, site: Site, namespace: str) -> None:
     """Two operator processes in one ClusterKopfPeering: the lower priority one stands by, the other
-    one runs the policy's control loop."""
+    one runs the policy's control loop, and when that one is killed the standby takes over."""
     kube = lab.kube
     name = f"pp-{namespace}"
     low = OperatorProcess(kube.kubeconfig, lab.prometheus_url, lab.tmp / f"{name}-low.log", peering_priority=10)
@@ -272,6 +272,11 @@ def test_two_peered_replicas_never_both_act(lab: Lab, site: Site, namespace: str
         time.sleep(5)
         assert f'gridshift_loop_duration_seconds_count{{policy="{name}"}}' in high.metrics()
         assert f'policy="{name}"' not in low.metrics(), "the standby replica ran a control period"
+        # The active replica dies: the standby takes the policy over once its keep-alive lapses
+        # (--peering-lifetime, 8 s; bench/failover.py times it).
+        high.kill()
+        eventually(lambda: f'gridshift_loop_duration_seconds_count{{policy="{name}"}}' in low.metrics(), 30,
+                   interval=0.5, what=f"the standby to take over\n{low.tail()}")
     finally:
         low.stop()
         high.stop()
