@@ -650,6 +650,12 @@ class ActionRecord(ApiModel):
     expected_watts: float = Field(description="Power the action was expected to shave (negative when restoring).")
     measured_watts: float | None = Field(default=None, description="Power change measured afterwards, if known.")
     dry_run: bool = Field(default=False, description="True when the action was only reported.")
+    outcome: Literal["Intended", "Applied", "Reported", "Interrupted"] | None = Field(
+        default=None,
+        description="Intended: recorded before it was applied (the record is written first, so a crash loses "
+                    "none); Applied or, in dry-run, Reported afterwards; Interrupted: the operator stopped between "
+                    "the two, and the object's gridshift.io annotations say what was changed.",
+    )
 
 
 class SiteStatus(ApiModel):

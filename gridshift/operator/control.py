@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import math
 import tempfile
 import time
@@ -17,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client
 
 from gridshift.actuators.kubernetes import KubernetesActuator, Outcome, parse_rfc3339, rfc3339
-from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
@@ -49,6 +51,10 @@ from gridshift.telemetry.coverage import Coverage, coverage, per_node_query
 from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher, url_allowed
 
 RECENT_ACTIONS = 20
+log = logging.getLogger(__name__)
+# What an API server or network blip raises from the Kubernetes client besides an ApiException.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
+
 EVENT_REASONS = {"discharge": "BatteryDischarge", "charge": "BatteryCharge", "idle": "BatteryIdle",
                  "scaleDown": "ScaleDown", "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested",
                  "suspend": "Suspend", "resume": "Resume"}
@@ -75,6 +81,7 @@ class _Memory:
     last_load: float | None = None
     measure_keys: set[tuple[str, str]] = field(default_factory=set)
     node_watts: dict[str, float] = field(default_factory=dict)  # each governed node's last reported power
+    first_period: bool = True  # until this process has acted for the policy once
     reasons: dict[str, str] = field(default_factory=dict)
     said: dict[str, str] = field(default_factory=dict)  # per migratable Job, the last decision an Event reported
 
@@ -109,9 +116,27 @@ def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] 
     event = Event("Normal" if ok else "Warning", reason,
                   f"{out.message}: {a.reason} (expected {a.expected_watts:+.0f} W)",
                   target=None if dry else object_ref(a.target))
-    record = {"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
-              "expectedWatts": round(a.expected_watts, 1), "dryRun": dry} if ok else None
+    record = _record(a, dry, now, "Reported" if dry else "Applied") if ok else None
     return event, record
+
+
+def _record(a: Action, dry: bool, now: float, outcome: str) -> dict[str, Any]:
+    return {"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
+            "expectedWatts": round(a.expected_watts, 1), "dryRun": dry, "outcome": outcome}
+
+
+def interrupted(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Event]]:
+    """The records an operator left Intended when it stopped mid-period, marked Interrupted, and one
+    Warning Event for each: every action it may have applied is in status and in Events."""
+    out, events = [], []
+    for r in records:
+        if r.get("outcome") == "Intended":
+            r = {**r, "outcome": "Interrupted"}
+            events.append(Event("Warning", "ActionInterrupted",
+                                f"the operator stopped while applying {r['verb']} to {r['target']} at {r['time']}; "
+                                "the object's gridshift.io annotations say whether it was changed"))
+        out.append(r)
+    return out, events
 
 
 def _shaved_watts(changed: list[Workload]) -> float:
@@ -236,6 +261,8 @@ class PolicyController:
         if action is None:
             return []
         dry = spec.safety.dry_run or self.force_dry_run
+        if not dry:
+            self._journal(name, [*status.get("recentActions", []), _record(action, False, now, "Intended")])
         outcome = KubernetesActuator(self.api, name, dry).apply(action, now)
         event, record = _report(outcome, dry, now)
         events.append(event)
@@ -404,10 +431,14 @@ class PolicyController:
         ))
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)
-        outcomes = [actuator.apply(a, now) for a in (*_strand_guard(name, inventory.stranded_battery),
-                                                       *decided.actions)]
+        actions = (*_strand_guard(name, inventory.stranded_battery), *decided.actions)
         events: list[Event] = []
         records = [dict(r) for r in status.get("recentActions", [])]
+        if mem.first_period:  # a new process: what the last one left half done
+            records, events = interrupted(records)
+        if actions and not dry:  # intent first: a crash between here and the status write loses no record
+            self._journal(name, [*records, *(_record(a, False, now, "Intended") for a in actions)])
+        outcomes = [actuator.apply(a, now) for a in actions]
         # Measured effect of the previous period's actions: the change in load since then, shared by expected watts.
         if mem.last_load is not None and mem.measure_keys:
             batch = [r for r in records if (r["time"], r["target"]) in mem.measure_keys
@@ -433,7 +464,17 @@ class PolicyController:
             new_status["lastChangeTime"] = rfc3339(now)
         would = sum(a.expected_watts for a in decided.actions if a.expected_watts > 0)
         metrics.WOULD_SHAVE.labels(name).set(would if dry else 0)
+        mem.first_period = False
         return PeriodResult(new_status, events, decided, outcomes)
+
+    def _journal(self, name: str, records: list[dict[str, Any]]) -> None:
+        """Write ``records`` as status.recentActions now, before the actions they announce are applied.
+        A failed write is logged and the actions still go ahead: the cap outranks the record."""
+        try:
+            client.CustomObjectsApi(self.api).patch_cluster_custom_object_status(
+                API_GROUP, API_VERSION, PLURAL, name, {"status": {"recentActions": records[-RECENT_ACTIONS:]}})
+        except TRANSPORT_ERRORS as exc:
+            log.warning("intended actions of %s not recorded before applying them: %s", name, exc)
 
     def _migrate(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
                  reader: PrometheusReader, mem: _Memory, result: PeriodResult) -> None:

@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import kopf
-import urllib3
 from kubernetes import client, config
 from pydantic import ValidationError
 
@@ -37,7 +36,7 @@ from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
 from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
-from gridshift.operator.control import PeriodResult, PolicyController, condition
+from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController, condition
 from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
@@ -53,8 +52,6 @@ PEERING_SETTLE_S = 10.0
 # Threads for the periods' blocking work. A period holds one only while it runs (well under a second),
 # so this bounds how many periods run at once, not how many policies and batteries there can be.
 PERIOD_THREADS = 16
-# What an API server or network blip raises from the Kubernetes client besides an ApiException.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
 
 _T = TypeVar("_T")
 _periods = ThreadPoolExecutor(max_workers=PERIOD_THREADS, thread_name_prefix="gridshift-period")
