@@ -84,14 +84,20 @@ def test_cluster_role_is_least_privilege(helm: Path) -> None:
     assert not any(v in ("delete", "deletecollection", "create", "update", "escalate", "bind", "impersonate")
                    for g, r, v in granted if (g, r) != ("", "events")), "only Events are created; nothing deleted"
     assert ("apps", "deployments/scale", "patch") in granted and ("batch", "jobs", "patch") in granted
+    assert not any(r == "configmaps" for _, r, _ in granted), "ConfigMaps are read per namespace, not cluster-wide"
+    roles = [d for d in render(helm, *URL) if d["kind"] == "Role"]
+    assert [(r["metadata"]["namespace"], [x["resources"] for x in r["rules"]]) for r in roles] == [
+        ("gridshift-system", [["configmaps"]])], "model ConfigMaps in the release's namespace only, by default"
 
 
 def test_manifests_are_the_rendered_chart(helm: Path) -> None:
     """manifests/install.yaml is `make manifests`: the chart with its defaults."""
     out = run(helm, "template", "gridshift", str(CHART), "--namespace", "gridshift-system",
-              "--set", "prometheusUrl=http://prometheus-operated.monitoring.svc:9090")
+              "--set", "prometheusUrl=http://prometheus-operated.monitoring.svc:9090",
+              "--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")
     assert out.returncode == 0, out.stderr
     assert (ROOT / "manifests" / "install.yaml").read_text() == out.stdout, "manifests/ is stale: run `make manifests`"
+    assert "kind: ValidatingAdmissionPolicy\n" in out.stdout, "the rendered install narrows what the token may patch"
     listed = yaml.safe_load((ROOT / "crds" / "kustomization.yaml").read_text())["resources"]
     assert sorted(listed) == sorted(p.name for p in (ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
     assert (CHART / "crds").resolve() == (ROOT / "crds").resolve(), "the chart's crds/ must be the repository's"

@@ -40,6 +40,16 @@ def _token_kubeconfig(admin: Path, token: str, out: Path) -> Path:
     return out
 
 
+def _refused(call) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the API server refuses ``call`` as forbidden (RBAC or the admission policy)."""
+    try:
+        call()
+    except client.ApiException as exc:
+        assert exc.status in (403, 422), exc
+        return True
+    return False
+
+
 def test_helm_install_least_privilege_upgrade_uninstall(lab: Lab, namespace: str, tmp_path: Path) -> None:
     kube = lab.kube
     release_ns = f"gs-{uuid.uuid4().hex[:6]}"
@@ -69,6 +79,26 @@ def test_helm_install_least_privilege_upgrade_uninstall(lab: Lab, namespace: str
             client.CoreV1Api(sa).create_namespaced_pod(namespace, {"metadata": {"name": "x"}, "spec": {
                 "containers": [{"name": "x", "image": "x"}]}})
         assert denied.value.status == 403
+        # ConfigMaps only in the release's namespace (a model there), nowhere else.
+        with pytest.raises(client.ApiException) as denied:
+            client.CoreV1Api(sa).read_namespaced_config_map("kube-root-ca.crt", "kube-system")
+        assert denied.value.status == 403
+        assert client.CoreV1Api(sa).read_namespaced_config_map("kube-root-ca.crt", release_ns).data
+        # The patch it holds on workloads changes only what gridshift changes (the admission policy).
+        apps_sa = client.AppsV1Api(sa)
+        eventually(lambda: _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {
+            "template": {"spec": {"containers": [{"name": "main", "image": "evil:latest"}]}}}})), 30,
+                   what="the admission policy in force")
+        assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {"template": {
+            "spec": {"serviceAccountName": "default"}}}}))
+        assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"metadata": {
+            "annotations": {"deployment.kubernetes.io/revision": "9"}}}))
+        for value in ("1", None):  # its own annotations it may set and clear
+            apps_sa.patch_namespaced_deployment("chat", namespace, {"metadata": {"annotations": {
+                "gridshift.io/probe": value}}})
+        chat = kube.apps.read_namespaced_deployment("chat", namespace)
+        assert chat.spec.template.spec.containers[0].image != "evil:latest"
+        assert chat.spec.template.spec.service_account_name != "default"
 
         # Sufficient: the operator under that token shaves a burst and restores afterwards.
         operator = OperatorProcess(sa_config, lab.prometheus_url, tmp_path / "operator.log",
