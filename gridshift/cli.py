@@ -228,7 +228,8 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
         return 2
     handlers.configure(args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone,
                        allowed_prometheus_urls=tuple(args.allow_prometheus_url) if args.allow_prometheus_url else None,
-                       peering_lifetime_s=args.peering_lifetime)
+                       peering_lifetime_s=args.peering_lifetime, prometheus_ca_file=args.prometheus_ca_file,
+                       prometheus_token_file=args.prometheus_token_file)
     priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
@@ -610,6 +611,12 @@ def build_parser() -> argparse.ArgumentParser:
     op_sub = op.add_subparsers(dest="operator_command", required=True)
     run = op_sub.add_parser("run", help="watch PowerPolicies cluster-wide and keep each under its budget")
     run.add_argument("--prometheus-url", help="Prometheus for policies that set no spec.telemetry.prometheusUrl")
+    run.add_argument("--prometheus-ca-file", metavar="FILE",
+                     help="CA bundle to verify Prometheus's certificate with, for policies without "
+                          "spec.telemetry.auth.secretRef (default: the system's trust store)")
+    run.add_argument("--prometheus-token-file", metavar="FILE",
+                     help="bearer token for Prometheus, re-read as it rotates (e.g. the pod's projected "
+                          "ServiceAccount token for OpenShift's thanos-querier), for policies without a secretRef")
     run.add_argument("--allow-prometheus-url", action="append", metavar="BASE_URL",
                      help="a base URL a policy's spec.telemetry.prometheusUrl may name (repeat for more); with none "
                           "given any URL is allowed. The --prometheus-url is always allowed")

@@ -125,3 +125,13 @@ def test_an_invalid_match_labels_key_is_refused_by_the_operator_naming_it():
     spec["scope"]["nodeSelector"] = {"matchLabels": {"-bad key": "x"}}
     with pytest.raises(ValidationError, match="matchLabels key '-bad key' is not a valid label key"):
         PowerPolicy.model_validate(policy("bad-key", spec))
+
+
+def test_prometheus_auth_headers_cannot_smuggle_credentials():
+    spec = sample_policy()["spec"]
+    spec["telemetry"] = {"auth": {"headers": {"Authorization": "Bearer stolen"}}}
+    with pytest.raises(ValidationError, match="'Authorization' is not allowed"):
+        PowerPolicy.model_validate(policy("auth-header", spec))
+    spec["telemetry"] = {"auth": {"headers": {"X-Scope-OrgID": "tenant-a"}, "insecureSkipVerify": True}}
+    parsed = PowerPolicy.model_validate(policy("tenant", spec))
+    assert parsed.spec.telemetry.auth.headers == {"X-Scope-OrgID": "tenant-a"}

@@ -215,6 +215,41 @@ class TelemetryQueries(ApiModel):
         return self
 
 
+class SecretRef(ApiModel):
+    """A Secret by namespace and name."""
+
+    namespace: str = Field(min_length=1, max_length=63, pattern=_NAME_PATTERN, description="Namespace of the Secret.")
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+
+
+class PrometheusAuth(ApiModel):
+    """How to reach a secured Prometheus (or Thanos, Mimir, an OpenShift thanos-querier)."""
+
+    secret_ref: SecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret with any of: `ca.crt` (CA bundle the server certificate is verified against), `token` (bearer "
+            "token), `username` and `password` (basic auth), `tls.crt` and `tls.key` (client certificate). Unset: "
+            "the operator's own --prometheus-ca-file and --prometheus-token-file, if any."
+        ),
+    )
+    insecure_skip_verify: bool = Field(
+        default=False, description="Do not verify the server's TLS certificate (verification is on by default)."
+    )
+    headers: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=16,
+        description="Extra HTTP headers on every query, e.g. X-Scope-OrgID for a Mimir or Cortex tenant.",
+    )
+
+    @model_validator(mode="after")
+    def _header_names(self) -> PrometheusAuth:
+        for name in self.headers:
+            if not re.match(r"^[A-Za-z0-9-]{1,128}$", name) or name.lower() == "authorization":
+                raise ValueError(f"headers: {name!r} is not allowed (letters, digits and '-'; the Authorization "
+                                 "header comes from secretRef)")
+        return self
+
+
 class Telemetry(ApiModel):
     """Where and how power is measured."""
 
@@ -224,6 +259,7 @@ class Telemetry(ApiModel):
         pattern=r"^https?://[^\s]+$",
         description="Base URL of the Prometheus HTTP API. Unset uses the operator's --prometheus-url.",
     )
+    auth: PrometheusAuth = Field(default_factory=PrometheusAuth, description="TLS and credentials for Prometheus.")
     source: Literal["dcgm", "kepler", "pdu"] = Field(
         default="dcgm", description="Which query in `queries` measures the governed power."
     )

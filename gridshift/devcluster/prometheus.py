@@ -4,6 +4,7 @@ scraping the given targets every second. Used by the test suite and the demo."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,8 +15,13 @@ from gridshift.devcluster.controlplane import ClusterError, free_port, http_ok
 
 
 class LocalPrometheus:
-    def __init__(self, directory: Path, targets: list[str], scrape_interval_s: int = 1, binary: str | None = None):
+    """``web_config``: Prometheus's --web.config.file (TLS and basic auth on its own API), as a secured
+    production Prometheus has it; None: plain HTTP, open."""
+
+    def __init__(self, directory: Path, targets: list[str], scrape_interval_s: int = 1, binary: str | None = None,
+                 web_config: dict | None = None):
         self.dir = directory
+        self.web_config = web_config
         self.targets = targets
         self.interval = scrape_interval_s
         found = binary or shutil.which("prometheus")
@@ -28,7 +34,17 @@ class LocalPrometheus:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.web_config and "tls_server_config" in self.web_config else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _listening(self) -> bool:
+        if self.web_config is None:
+            return http_ok(f"{self.url}/-/ready")
+        try:  # secured: any HTTP answer (401 included) means it serves
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def start(self, timeout: float = 60.0) -> LocalPrometheus:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -37,10 +53,14 @@ class LocalPrometheus:
             "scrape_configs": [{"job_name": "gridshift", "static_configs": [{"targets": self.targets}]}],
         }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        web = []
+        if self.web_config is not None:
+            (self.dir / "web.yml").write_text(yaml.safe_dump(self.web_config))
+            web = [f"--web.config.file={self.dir / 'web.yml'}"]
         log = open(self.dir / "prometheus.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [self.binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *web],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
@@ -49,7 +69,7 @@ class LocalPrometheus:
             if self.proc.poll() is not None:
                 tail = (self.dir / "prometheus.log").read_text(errors="replace")[-2000:]
                 raise ClusterError(f"prometheus exited with code {self.proc.returncode}:\n{tail}")
-            if http_ok(f"{self.url}/-/ready"):
+            if self._listening():
                 return self
             time.sleep(0.2)
         self.stop()

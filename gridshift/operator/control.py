@@ -27,6 +27,7 @@ from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
 from gridshift.operator import metrics
+from gridshift.operator.access import AccessResolver
 from gridshift.operator.events import Event, object_ref
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.operator.migrating import MigrationStep
@@ -48,7 +49,7 @@ from gridshift.planner.policy import charge_rule, plan_limits, workload_confiden
 from gridshift.planner.skill import Skill, SkillGate
 from gridshift.planner.speculation import ReactiveNeed, Speculation, limit_speculation, speculation_budget
 from gridshift.telemetry.coverage import Coverage, coverage, per_node_query
-from gridshift.telemetry.prometheus import PrometheusReader, Reading, node_matcher, url_allowed
+from gridshift.telemetry.prometheus import Access, PrometheusReader, Reading, node_matcher, url_allowed
 
 RECENT_ACTIONS = 20
 log = logging.getLogger(__name__)
@@ -189,8 +190,9 @@ class PolicyController:
     """Runs control periods for any number of policies; one instance per operator process."""
 
     def __init__(self, api: client.ApiClient, default_prometheus_url: str | None = None, force_dry_run: bool = False,
-                 allowed_prometheus_urls: tuple[str, ...] | None = None):
+                 allowed_prometheus_urls: tuple[str, ...] | None = None, access: AccessResolver | None = None):
         self.api = api
+        self.access = access or AccessResolver(api)
         self.default_prometheus_url = default_prometheus_url
         # Base URLs a policy's spec.telemetry.prometheusUrl may name (None: any); the operator's own is always allowed.
         self.allowed_prometheus_urls = allowed_prometheus_urls
@@ -199,16 +201,18 @@ class PolicyController:
         self.models = ModelCache(api)
         self.migration = MigrationStep(api, self.inventory)
         self.memory: dict[str, _Memory] = {}
-        self.readers: dict[str, PrometheusReader] = {}
+        self.readers: dict[tuple[str, str], PrometheusReader] = {}
 
     def forget(self, name: str) -> None:
         self.memory.pop(name, None)
         metrics.forget(name)
 
-    def _reader(self, url: str) -> PrometheusReader:
-        if url not in self.readers:
-            self.readers[url] = PrometheusReader(url)
-        return self.readers[url]
+    def _reader(self, url: str, access: Access) -> PrometheusReader:
+        key = (url, access.fingerprint())
+        if key not in self.readers:
+            self.readers = {k: r for k, r in self.readers.items() if k[0] != url}  # credentials rotated
+            self.readers[key] = PrometheusReader(url, access=access)
+        return self.readers[key]
 
     # -- the period ---------------------------------------------------------------------------------------------------
 
@@ -296,7 +300,10 @@ class PolicyController:
             if isinstance(model, Forecaster) else 0.0
         matcher = node_matcher(spec.telemetry.node_label, list(nodes))
         query = power_query(spec, nodes)
-        reader = self._reader(url)
+        access = self.access.for_policy(spec)
+        if isinstance(access, str):
+            return self._degraded(name, spec, status, generation, now, mem, "PrometheusAuthFailed", access)
+        reader = self._reader(url, access)
         # Enough history for persistence's bound too: the load's rises over the lookback (planner.outlook).
         history_s = max((window + maturing) * step, LOOKBACK_S)
         reading: Reading = reader.read(query, now, lookback_s=history_s + 5 * step, step_s=step,

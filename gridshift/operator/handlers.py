@@ -36,12 +36,14 @@ from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
 from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
+from gridshift.operator.access import AccessResolver
 from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController, condition
 from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
 _state: dict[str, Any] = {"controller": None, "storage": None, "prometheus_url": None, "force_dry_run": False,
                           "peered": False, "allowed_prometheus_urls": None, "peering_lifetime_s": 8,
+                          "prometheus_ca_file": None, "prometheus_token_file": None,
                           "started": time.monotonic()}
 
 # Peered replicas learn of each other through watch events on the ClusterKopfPeering, which may arrive
@@ -82,8 +84,11 @@ def kubernetes_client() -> client.ApiClient:
 
 
 def configure(prometheus_url: str | None, force_dry_run: bool = False, peered: bool = False,
-              allowed_prometheus_urls: tuple[str, ...] | None = None, peering_lifetime_s: int = 8) -> None:
+              allowed_prometheus_urls: tuple[str, ...] | None = None, peering_lifetime_s: int = 8,
+              prometheus_ca_file: str | None = None, prometheus_token_file: str | None = None) -> None:
     _state["prometheus_url"] = prometheus_url
+    _state["prometheus_ca_file"] = prometheus_ca_file
+    _state["prometheus_token_file"] = prometheus_token_file
     _state["peering_lifetime_s"] = peering_lifetime_s
     _state["started"] = time.monotonic()
     _state["allowed_prometheus_urls"] = allowed_prometheus_urls
@@ -99,9 +104,11 @@ def _settle(**_: Any) -> float:
 
 def controller() -> PolicyController:
     if _state["controller"] is None:
-        _state["controller"] = PolicyController(kubernetes_client(), _state["prometheus_url"],
-                                                force_dry_run=_state["force_dry_run"],
-                                                allowed_prometheus_urls=_state["allowed_prometheus_urls"])
+        api = kubernetes_client()
+        _state["controller"] = PolicyController(api, _state["prometheus_url"], force_dry_run=_state["force_dry_run"],
+                                                allowed_prometheus_urls=_state["allowed_prometheus_urls"],
+                                                access=AccessResolver(api, _state["prometheus_ca_file"],
+                                                                      _state["prometheus_token_file"]))
     return _state["controller"]
 
 

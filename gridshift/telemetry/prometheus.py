@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
+import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -49,12 +52,48 @@ def _short(query: str, limit: int = 160) -> str:
     return repr(query) if len(query) <= limit else repr(query[: limit - 20] + " ... " + query[-15:])
 
 
+@dataclass(frozen=True)
+class Access:
+    """TLS and credentials for one Prometheus. Verification is on unless ``verify`` is False; the CA
+    bundle, when given, replaces the system's trust store."""
+
+    verify: bool = True
+    ca_pem: bytes | None = None
+    token: str | None = None
+    basic: tuple[str, str] | None = None
+    client_cert_pem: bytes | None = None
+    client_key_pem: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def fingerprint(self) -> str:
+        """A digest that changes whenever any of it does (readers are cached by it; it holds no secret)."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
+
 class PrometheusReader:
     """PromQL in, evenly spaced watts out (prometheus-api-client underneath)."""
 
-    def __init__(self, url: str, timeout_s: float = 5.0):
+    def __init__(self, url: str, timeout_s: float = 5.0, access: Access | None = None):
         self.url = url
-        self.client = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout_s)
+        access = access or Access()
+        session = requests.Session()
+        self._files = tempfile.TemporaryDirectory(prefix="gridshift-prometheus-")  # PEM for requests, mode 0700
+        session.verify = self._pem("ca.crt", access.ca_pem) or access.verify
+        if access.client_cert_pem and access.client_key_pem:
+            session.cert = (self._pem("tls.crt", access.client_cert_pem), self._pem("tls.key", access.client_key_pem))
+        headers = dict(access.headers)
+        if access.token:
+            headers["Authorization"] = f"Bearer {access.token}"
+        self.client = PrometheusConnect(url=url, timeout=timeout_s, session=session, headers=headers or None,
+                                        auth=access.basic)
+
+    def _pem(self, name: str, data: bytes | None) -> str | None:
+        if not data:
+            return None
+        path = Path(self._files.name) / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        return str(path)
 
     def read(self, query: str, now: float, lookback_s: float = 300.0, step_s: float = 1.0,
              stale_after_s: float = 60.0, max_gap_s: float = 5.0) -> Reading:
@@ -63,7 +102,7 @@ class PrometheusReader:
         try:
             result = self.client.custom_query_range(query, start_time=start, end_time=end, step=f"{step_s:g}")
         except requests.exceptions.RequestException as exc:
-            return Reading("error", f"Prometheus at {self.url} unreachable: {type(exc).__name__}")
+            return Reading("error", unreachable(self.url, exc))
         except PrometheusApiClientException as exc:
             return Reading("error", f"Prometheus refused {_short(query)}: {refusal(exc)}")
         except (KeyError, TypeError, ValueError):  # a 200 that is not a Prometheus API answer
@@ -95,7 +134,7 @@ class PrometheusReader:
         try:
             result = self.client.custom_query(query)
         except requests.exceptions.RequestException as exc:
-            return {}, f"Prometheus at {self.url} unreachable: {type(exc).__name__}"
+            return {}, unreachable(self.url, exc)
         except PrometheusApiClientException as exc:
             return {}, f"Prometheus refused {_short(query)}: {refusal(exc)}"
         except (KeyError, TypeError, ValueError):
@@ -126,6 +165,14 @@ def node_matcher(label: str, nodes: list[str]) -> str:
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((b['\"].*['\"])\)", re.DOTALL)
 
 
+def unreachable(url: str, exc: requests.exceptions.RequestException) -> str:
+    """Why ``url`` could not be queried, in words that say what to fix."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return (f"TLS with Prometheus at {url} failed: its certificate is not trusted or does not match "
+                "(spec.telemetry.auth: ca.crt in the Secret, or insecureSkipVerify)")
+    return f"Prometheus at {url} unreachable: {type(exc).__name__}"
+
+
 def refusal(exc: Exception) -> str:
     """Why Prometheus refused a query: the HTTP status and Prometheus's own error message, if the
     body is a Prometheus API error; the body itself is never repeated."""
@@ -133,6 +180,8 @@ def refusal(exc: Exception) -> str:
     if match is None:
         return "the query was refused"
     status = f"HTTP {match.group(1)}"
+    if match.group(1) in ("401", "403"):
+        return f"{status}: the credentials were refused (spec.telemetry.auth)"
     try:
         body = json.loads(ast.literal_eval(match.group(2)))
     except (ValueError, SyntaxError):
