@@ -241,6 +241,10 @@ class PolicyController:
         ]
         metrics.DEGRADED.labels(name).set(1)
         metrics.BUDGET.labels(name).set(spec.budget.cap_watts)
+        kind = {"InventoryFailed": "inventory", "TelemetryError": "telemetry", "TelemetryIncomplete": "telemetry",
+                "PrometheusAuthFailed": "telemetry"}.get(reason)
+        if kind is not None:
+            metrics.ERRORS.labels(name, kind).inc()
         events = []
         if mem.reasons.get("degraded") != reason:
             events.append(Event("Warning", reason, f"{message}; holding current actions"))
@@ -586,6 +590,12 @@ class PolicyController:
         ratio = skill.median_ratio if skill is not None else None
         metrics.SKILL.labels(name).set(ratio if ratio is not None else float("nan"))
         metrics.SHAVED.labels(name).set(_shaved_watts(changed))
+        metrics.UNCOVERED.labels(name).set(decided.uncovered_w)
+        if spec.storage is not None:
+            battery = inventory.battery
+            metrics.BATTERY_READY.labels(name).set(1 if battery is not None else 0)
+            metrics.BATTERY_SOC.labels(name).set(battery.soc_fraction if battery is not None else float("nan"))
+            metrics.BATTERY_SETPOINT.labels(name).set(battery.setpoint_w if battery is not None else float("nan"))
         if paced is not None:
             metrics.BATTERY_ENDURANCE.labels(name).set(paced.endurance_s)
             metrics.BATTERY_MARGIN.labels(name).set(view.battery_margin_w)

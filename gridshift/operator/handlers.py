@@ -36,6 +36,7 @@ from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
 from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
+from gridshift.operator import metrics
 from gridshift.operator.access import AccessResolver
 from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController, condition
 from gridshift.operator.storage import ModbusStorageController
@@ -179,6 +180,7 @@ def _control_period(name: str, body: kopf.Body, logger: logging.Logger) -> float
                                                generation=body.get("metadata", {}).get("generation"))
             except Exception as exc:  # one bad period must not stop the policy's control
                 logger.exception("control period failed")
+                metrics.ERRORS.labels(name, "period").inc()
                 status = dict(body.get("status") or {})
                 status["phase"] = "Degraded"
                 kopf.warn(body, reason="PeriodFailed", message=f"{type(exc).__name__}: {exc}"[:1000])
@@ -191,11 +193,15 @@ def _control_period(name: str, body: kopf.Body, logger: logging.Logger) -> float
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0, initial_delay=_settle)
 async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
                   **_: Any) -> None:
-    """One control period, then wait until the next; exits when the policy is deleted."""
-    while not stopped:
-        started = time.monotonic()
-        period = await _in_pool(_control_period, name, body, logger)
-        await stopped.wait(max(0.05, period - (time.monotonic() - started)))
+    """One control period, then wait until the next; exits when the policy is deleted, or when peering
+    pauses this replica (a standby then stops exporting the policy's gauges)."""
+    try:
+        while not stopped:
+            started = time.monotonic()
+            period = await _in_pool(_control_period, name, body, logger)
+            await stopped.wait(max(0.05, period - (time.monotonic() - started)))
+    finally:
+        metrics.forget(name)
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge, Histogram
+
+from gridshift import __version__
 
 REGISTRY = CollectorRegistry()
+REGISTRY.register(PROCESS_COLLECTOR)   # process_resident_memory_bytes, process_cpu_seconds_total, ...
+REGISTRY.register(PLATFORM_COLLECTOR)  # python_info
+
+BUILD_INFO = Gauge("gridshift_build_info", "Always 1; the running gridshift's version.", ["version"],
+                   registry=REGISTRY)
+BUILD_INFO.labels(__version__).set(1)
 
 OBSERVED = Gauge("gridshift_observed_watts", "Latest measured power of the governed nodes.", ["policy"],
                  registry=REGISTRY)
@@ -42,6 +50,16 @@ BATTERY_ENDURANCE = Gauge("gridshift_battery_endurance_seconds",
 BATTERY_MARGIN = Gauge("gridshift_battery_paced_margin_watts",
                        "Watts of the margin between trigger and cap the paced battery leaves to the forecast.",
                        ["policy"], registry=REGISTRY)
+UNCOVERED = Gauge("gridshift_uncovered_watts", "Part of the forecast shortfall the ladder could not cover.",
+                  ["policy"], registry=REGISTRY)
+BATTERY_SOC = Gauge("gridshift_battery_soc_ratio", "State of charge of the policy's battery (NaN while unknown).",
+                    ["policy"], registry=REGISTRY)
+BATTERY_SETPOINT = Gauge("gridshift_battery_setpoint_watts", "The policy battery's setpoint: > 0 discharges, < 0 "
+                         "charges.", ["policy"], registry=REGISTRY)
+BATTERY_READY = Gauge("gridshift_battery_ready", "1 while the policy's battery can be used (its EnergyStorage is "
+                      "Ready and reports a state of charge), else 0.", ["policy"], registry=REGISTRY)
+ERRORS = Counter("gridshift_errors_total", "Failures by kind: telemetry (Prometheus unreachable or refusing), "
+                 "inventory (API reads), period (a period that raised).", ["policy", "kind"], registry=REGISTRY)
 LOOP_SECONDS = Histogram("gridshift_loop_duration_seconds", "Duration of one control period's work.", ["policy"],
                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
 
@@ -69,9 +87,12 @@ def sites(policy: str, values: dict[str, tuple[float, float]]) -> None:
 
 
 def forget(policy: str) -> None:
-    """Drop a deleted policy's series."""
+    """Drop a policy's gauges: when it is deleted, and when this replica stops controlling it (a
+    standby after peering paused it must not keep exporting the last values it saw). Counters and
+    the loop histogram stay: they count what this process did."""
     for metric in (OBSERVED, FORECAST, BUDGET, TRIGGER, PEAK_RISK, FORECAST_ERROR, BOUND_COVERAGE, DEGRADED, REACTIVE,
-                   SKILL, WOULD_SHAVE, SHAVED, BATTERY_ENDURANCE, BATTERY_MARGIN):
+                   SKILL, WOULD_SHAVE, SHAVED, BATTERY_ENDURANCE, BATTERY_MARGIN, COVERAGE, UNCOVERED, BATTERY_SOC,
+                   BATTERY_SETPOINT, BATTERY_READY):
         with contextlib.suppress(KeyError):
             metric.remove(policy)
     sites(policy, {})

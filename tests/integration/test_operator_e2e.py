@@ -277,6 +277,14 @@ def test_two_peered_replicas_never_both_act(lab: Lab, site: Site, namespace: str
         high.kill()
         eventually(lambda: f'gridshift_loop_duration_seconds_count{{policy="{name}"}}' in low.metrics(), 30,
                    interval=0.5, what=f"the standby to take over\n{low.tail()}")
+        eventually(lambda: f'gridshift_observed_watts{{policy="{name}"}}' in low.metrics(), 30, interval=0.5,
+                   what="the new active replica's gauges")
+        # A higher-priority replica joins: the one that stands by again stops exporting the policy's
+        # gauges (two replicas exporting one policy would break the alerts' matching).
+        high = OperatorProcess(kube.kubeconfig, lab.prometheus_url, lab.tmp / f"{name}-high2.log",
+                               peering_priority=30).start()
+        eventually(lambda: f'gridshift_observed_watts{{policy="{name}"}}' not in low.metrics(), 60, interval=0.5,
+                   what=f"the paused replica to drop the policy's gauges\n{low.tail()}")
     finally:
         low.stop()
         high.stop()
