@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TRAIN  := $(VENV)/.installed-train
 H100   ?= ../shared/data/gpu-power/h100-8gpu-llm-training
 
-.PHONY: install install-train demo down test lint binaries bench default-model crds manifests
+.PHONY: install install-train demo down test test-fast lint binaries bench default-model crds manifests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ binaries: install
 
 test: lint binaries install-train
 	$(BIN)/python -m pytest
+
+# The fast lane: no Go build, no PyTorch, no control plane, no Prometheus server (what a change to
+# pure logic needs).
+test-fast: install
+	$(BIN)/python -m pytest -m "not cluster and not go and not train and not prometheus" -q
 
 bench: binaries install-train
 	$(BIN)/python bench/cluster_start.py --json out/cluster_start.json

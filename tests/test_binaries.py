@@ -11,6 +11,8 @@ import pytest
 from gridshift.cli import main
 from gridshift.devcluster import binaries
 
+pytestmark = pytest.mark.go
+
 
 def test_missing_binaries_in_given_dir_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "etcd").write_text("#!/bin/sh\n")

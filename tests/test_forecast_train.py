@@ -25,6 +25,8 @@ from gridshift.forecaster.train.fit import (  # noqa: E402
 )
 from gridshift.telemetry.series import Series  # noqa: E402
 
+pytestmark = pytest.mark.train
+
 CFG = TrainConfig(window=40, horizons_s=(2.0, 5.0), teacher_epochs=3, student_epochs=6, teacher_dim=8,
                   teacher_layers=1, student_hidden=8, batch=64, warp_factors=(0.8,), levels=(0.8, 0.9))
 

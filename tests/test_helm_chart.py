@@ -11,6 +11,8 @@ import yaml
 
 from gridshift.devcluster.binaries import ensure_binaries
 
+pytestmark = pytest.mark.go
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "gridshift"
 URL = ["--set", "prometheusUrl=http://prometheus:9090"]

@@ -22,7 +22,7 @@ from gridshift.telemetry.prometheus import Access, PrometheusReader
 from tests.conftest import Kube, eventually
 
 bcrypt = pytest.importorskip("bcrypt")  # the dev extra installs it
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+pytestmark = [pytest.mark.prometheus, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 if shutil.which("prometheus") is None:
     pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it", allow_module_level=True)
 

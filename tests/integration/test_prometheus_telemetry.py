@@ -20,6 +20,8 @@ from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.telemetry.prometheus import PrometheusReader
 from tests.conftest import eventually
 
+pytestmark = pytest.mark.prometheus
+
 if shutil.which("prometheus") is None and not os.environ.get("CI"):
     pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it", allow_module_level=True)
 
