@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+
+from kubernetes import client
+
+from gridshift.devcluster.cluster import DevCluster
+from gridshift.devcluster.controlplane import NodePool, free_port
+from gridshift.devcluster.prometheus import LocalPrometheus
+from gridshift.devcluster.twin import Twin
 
 
 def write_json(path: str | None, result: object) -> None:
@@ -21,3 +29,26 @@ def proc_status_mib(pid: int, field: str = "VmHWM") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def report(result: dict[str, object], path: str | None, width: int = 26) -> None:
+    """Print each figure as ``key: value``, then write them all as JSON to ``path``."""
+    for key, value in result.items():
+        print(f"{key + ':':{width}}{value}")
+    write_json(path, result)
+
+
+def start_lab(stack: contextlib.ExitStack, directory: Path, site: str, nodes: int = 4,
+              scrape_interval_s: int = 1) -> tuple[DevCluster, client.ApiClient, LocalPrometheus]:
+    """A local control plane with ``nodes`` kwok GPU nodes of ``site``, the telemetry twin and a real
+    Prometheus scraping it; each is stopped when ``stack`` closes."""
+    cluster = DevCluster.up(directory=directory / "cluster",
+                            pools=[NodePool(count=nodes, gpus_per_node=8, site=site, racks=1)],
+                            log=lambda m: print("  " + m, flush=True))
+    stack.callback(cluster.down_now)
+    api = cluster.api_client()
+    port = free_port()
+    stack.callback(Twin(api).serve(port).stop)
+    prom = LocalPrometheus(directory / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=scrape_interval_s)
+    stack.callback(prom.start().stop)
+    return cluster, api, prom

@@ -15,6 +15,7 @@ and in control periods, and their maximum. Issue 28's target: at most 2 periods.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -23,14 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import write_json
+from _common import start_lab, write_json
 from kubernetes import client
 
-from gridshift.devcluster.cluster import DevCluster, wait_for_default_service_account
-from gridshift.devcluster.controlplane import NodePool, free_port
+from gridshift.devcluster.cluster import wait_for_default_service_account
 from gridshift.devcluster.lab import OperatorProcess, policy
-from gridshift.devcluster.prometheus import LocalPrometheus
-from gridshift.devcluster.twin import Twin
 
 SITE = "failover"
 NAME = "failover"
@@ -65,57 +63,40 @@ def main() -> int:
         parser.error("--trials >= 1, --period >= 1, --lifetime >= 3")
 
     result: dict[str, object] = {"period_s": args.period, "peering_lifetime_s": args.lifetime, "trials": []}
-    with tempfile.TemporaryDirectory(prefix="gridshift-failover-") as tmp:
-        cluster = DevCluster.up(directory=Path(tmp) / "cluster",
-                                pools=[NodePool(count=4, gpus_per_node=8, site=SITE, racks=1)],
-                                log=lambda m: print("  " + m, flush=True))
-        api = cluster.api_client()
-        twin = prom = None
-        replicas: list[OperatorProcess] = []
-        try:
-            client.CoreV1Api(api).create_namespace({"metadata": {"name": SITE}})
-            wait_for_default_service_account(api, SITE)
-            port = free_port()
-            twin = Twin(api).serve(port)
-            prom = LocalPrometheus(Path(tmp) / "prometheus", [f"127.0.0.1:{port}"]).start()
+    with tempfile.TemporaryDirectory(prefix="gridshift-failover-") as tmp, contextlib.ExitStack() as stack:
+        cluster, api, prom = start_lab(stack, Path(tmp), SITE)
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": SITE}})
+        wait_for_default_service_account(api, SITE)
 
-            def replica(priority: int) -> OperatorProcess:
-                proc = OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / f"operator-{priority}.log",
-                                       peering_priority=priority,
-                                       extra_args=("--peering-lifetime", str(args.lifetime))).start()
-                replicas.append(proc)
-                return proc
+        def replica(priority: int) -> OperatorProcess:
+            proc = OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / f"operator-{priority}.log",
+                                   peering_priority=priority,
+                                   extra_args=("--peering-lifetime", str(args.lifetime))).start()
+            stack.callback(proc.stop)
+            return proc
 
-            standby = replica(10)
-            client.CustomObjectsApi(api).create_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies",
-                                                                      policy(NAME, SITE, SITE, prom.url, cap=1e6,
-                                                                             trigger=9e5, dry_run=True,
-                                                                             period=args.period))
-            wait_until(lambda: periods_run(standby) > 0, 120, "the first replica's first period")
-            for trial in range(args.trials):
-                active = replica(20 + trial)
-                wait_until(lambda a=active: periods_run(a) > 0, 120, f"trial {trial}: the new replica to take over")
-                time.sleep(2 * args.period)
-                before = periods_run(standby)
-                killed = time.monotonic()
-                active.kill()
-                took = wait_until(lambda n=before: periods_run(standby) > n, 120,
-                                  f"trial {trial}: the standby to resume") - killed
-                row = {"trial": trial, "takeover_s": round(took, 1), "periods": round(took / args.period, 2)}
-                result["trials"].append(row)  # type: ignore[union-attr]
-                print(f"trial {trial}: the standby ran a period {took:.1f} s ({took / args.period:.1f} periods) "
-                      "after the active replica was killed", flush=True)
-            takeovers = [r["takeover_s"] for r in result["trials"]]  # type: ignore[union-attr]
-            result["max_takeover_s"] = max(takeovers)
-            result["max_periods"] = round(max(takeovers) / args.period, 2)
-        finally:
-            for proc in replicas:
-                proc.stop()
-            if prom is not None:
-                prom.stop()
-            if twin is not None:
-                twin.stop()
-            cluster.down_now()
+        standby = replica(10)
+        client.CustomObjectsApi(api).create_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies",
+                                                                  policy(NAME, SITE, SITE, prom.url, cap=1e6,
+                                                                         trigger=9e5, dry_run=True,
+                                                                         period=args.period))
+        wait_until(lambda: periods_run(standby) > 0, 120, "the first replica's first period")
+        for trial in range(args.trials):
+            active = replica(20 + trial)
+            wait_until(lambda a=active: periods_run(a) > 0, 120, f"trial {trial}: the new replica to take over")
+            time.sleep(2 * args.period)
+            before = periods_run(standby)
+            killed = time.monotonic()
+            active.kill()
+            took = wait_until(lambda n=before: periods_run(standby) > n, 120,
+                              f"trial {trial}: the standby to resume") - killed
+            row = {"trial": trial, "takeover_s": round(took, 1), "periods": round(took / args.period, 2)}
+            result["trials"].append(row)  # type: ignore[union-attr]
+            print(f"trial {trial}: the standby ran a period {took:.1f} s ({took / args.period:.1f} periods) "
+                  "after the active replica was killed", flush=True)
+        takeovers = [r["takeover_s"] for r in result["trials"]]  # type: ignore[union-attr]
+        result["max_takeover_s"] = max(takeovers)
+        result["max_periods"] = round(max(takeovers) / args.period, 2)
     print(f"max takeover: {result['max_takeover_s']} s = {result['max_periods']} periods of {args.period} s")
     write_json(args.json, result)
     return 0

@@ -16,6 +16,7 @@ has a status within 2 periods; every deletion completes within 5 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -24,16 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import write_json
+from _common import report, start_lab
 from kubernetes import client
 
 from gridshift.actuators.kubernetes import parse_rfc3339
 from gridshift.devcluster.battery_sim import SunSpecBatterySimulator
-from gridshift.devcluster.cluster import DevCluster
-from gridshift.devcluster.controlplane import NodePool, free_port
 from gridshift.devcluster.lab import OperatorProcess, policy
-from gridshift.devcluster.prometheus import LocalPrometheus
-from gridshift.devcluster.twin import Twin
 from gridshift.ess.physics import BatteryPhysics
 
 SITE = "many"
@@ -63,83 +60,64 @@ def main() -> int:
         parser.error("--policies >= 6, --batteries >= 0, --period >= 1")
 
     result: dict[str, object] = {"policies": args.policies, "batteries": args.batteries, "period_s": args.period}
-    with tempfile.TemporaryDirectory(prefix="gridshift-many-") as tmp:
-        cluster = DevCluster.up(directory=Path(tmp) / "cluster",
-                                pools=[NodePool(count=4, gpus_per_node=8, site=SITE, racks=1)],
-                                log=lambda m: print("  " + m, flush=True))
-        api = cluster.api_client()
+    with tempfile.TemporaryDirectory(prefix="gridshift-many-") as tmp, contextlib.ExitStack() as stack:
+        cluster, api, prom = start_lab(stack, Path(tmp), SITE)
         custom = client.CustomObjectsApi(api)
-        sims: list[SunSpecBatterySimulator] = []
-        twin = prom = operator = None
-        try:
-            port = free_port()
-            twin = Twin(api).serve(port)
-            prom = LocalPrometheus(Path(tmp) / "prometheus", [f"127.0.0.1:{port}"]).start()
-            operator = OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / "operator.log").start()
-            sims.extend(SunSpecBatterySimulator(BatteryPhysics(20_000, 5_000, 10_000, soc_fraction=0.6)).start()
-                        for _ in range(args.batteries))
-            names = [f"pp-{i:02d}" for i in range(args.policies)]
-            batteries = [f"ess-{i:02d}" for i in range(args.batteries)]
-            created: dict[str, float] = {}
+        sims = [SunSpecBatterySimulator(BatteryPhysics(20_000, 5_000, 10_000, soc_fraction=0.6)).start()
+                for _ in range(args.batteries)]
+        for sim in sims:
+            stack.callback(sim.stop)
+        stack.callback(OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / "operator.log").start().stop)
+        names = [f"pp-{i:02d}" for i in range(args.policies)]
+        batteries = [f"ess-{i:02d}" for i in range(args.batteries)]
+        created: dict[str, float] = {}
+        for name in names:
+            custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", policy(
+                name, SITE, "default", prom.url, cap=1e6, trigger=9e5, dry_run=True, period=args.period))
+            created[name] = time.time()
+        for name, sim in zip(batteries, sims, strict=True):
+            custom.create_cluster_custom_object(GROUP, VERSION, "energystorages", _ess(name, sim.port))
+            created[name] = time.time()
+        first: dict[str, float] = {}
+        deadline = time.monotonic() + 10 * args.period + 60
+        while len(first) < len(created) and time.monotonic() < deadline:
             for name in names:
-                custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", policy(
-                    name, SITE, "default", prom.url, cap=1e6, trigger=9e5, dry_run=True, period=args.period))
-                created[name] = time.time()
-            for name, sim in zip(batteries, sims, strict=True):
-                custom.create_cluster_custom_object(GROUP, VERSION, "energystorages", _ess(name, sim.port))
-                created[name] = time.time()
-            first: dict[str, float] = {}
-            deadline = time.monotonic() + 10 * args.period + 60
-            while len(first) < len(created) and time.monotonic() < deadline:
-                for name in names:
-                    if name not in first:
-                        status = custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", name).get(
-                            "status") or {}
-                        when = parse_rfc3339(status.get("lastPeriodTime"))
-                        if when is not None:
-                            first[name] = max(0.0, when - created[name])
-                for name in batteries:
-                    if name not in first:
-                        status = custom.get_cluster_custom_object(GROUP, VERSION, "energystorages", name).get(
-                            "status") or {}
-                        if status.get("socFraction") is not None:
-                            first[name] = time.time() - created[name]
-                time.sleep(0.5)
-            missing = sorted(set(created) - set(first))
-            result["without_status"] = missing
-            result["policy_first_status"] = _spread([first[n] for n in names if n in first], args.period)
-            if batteries:
-                result["battery_first_status"] = _spread([first[n] for n in batteries if n in first], args.period)
-            # Every policy keeps running: each one's lastPeriodTime moves within three periods.
-            mark = {n: custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", n)["status"]
-                    ["lastPeriodTime"] for n in names if n in first}
-            time.sleep(3 * args.period)
-            stuck = [n for n in mark if custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", n)
-                     ["status"]["lastPeriodTime"] == mark[n]]
-            result["stuck_policies"] = stuck
-            deletions: list[float] = []
-            for name in names[:5]:
-                started = time.monotonic()
-                custom.delete_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
-                while any(o["metadata"]["name"] == name for o in custom.list_cluster_custom_object(
-                        GROUP, VERSION, "powerpolicies")["items"]) and time.monotonic() - started < 60:
-                    time.sleep(0.1)
-                deletions.append(time.monotonic() - started)
-            result["deletion"] = {"median_s": round(statistics.median(deletions), 2),
-                                  "max_s": round(max(deletions), 2)}
-        finally:
-            if operator is not None:
-                operator.stop()
-            for sim in sims:
-                sim.stop()
-            if prom is not None:
-                prom.stop()
-            if twin is not None:
-                twin.stop()
-            cluster.down_now()
-    for key, value in result.items():
-        print(f"{key + ':':24}{value}")
-    write_json(args.json, result)
+                if name not in first:
+                    status = custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", name).get(
+                        "status") or {}
+                    when = parse_rfc3339(status.get("lastPeriodTime"))
+                    if when is not None:
+                        first[name] = max(0.0, when - created[name])
+            for name in batteries:
+                if name not in first:
+                    status = custom.get_cluster_custom_object(GROUP, VERSION, "energystorages", name).get(
+                        "status") or {}
+                    if status.get("socFraction") is not None:
+                        first[name] = time.time() - created[name]
+            time.sleep(0.5)
+        missing = sorted(set(created) - set(first))
+        result["without_status"] = missing
+        result["policy_first_status"] = _spread([first[n] for n in names if n in first], args.period)
+        if batteries:
+            result["battery_first_status"] = _spread([first[n] for n in batteries if n in first], args.period)
+        # Every policy keeps running: each one's lastPeriodTime moves within three periods.
+        mark = {n: custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", n)["status"]
+                ["lastPeriodTime"] for n in names if n in first}
+        time.sleep(3 * args.period)
+        stuck = [n for n in mark if custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", n)
+                 ["status"]["lastPeriodTime"] == mark[n]]
+        result["stuck_policies"] = stuck
+        deletions: list[float] = []
+        for name in names[:5]:
+            started = time.monotonic()
+            custom.delete_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
+            while any(o["metadata"]["name"] == name for o in custom.list_cluster_custom_object(
+                    GROUP, VERSION, "powerpolicies")["items"]) and time.monotonic() - started < 60:
+                time.sleep(0.1)
+            deletions.append(time.monotonic() - started)
+        result["deletion"] = {"median_s": round(statistics.median(deletions), 2),
+                              "max_s": round(max(deletions), 2)}
+    report(result, args.json, width=24)
     return 0
 
 

@@ -18,6 +18,7 @@ Figures printed (and written as JSON):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import proc_status_mib, write_json
+from _common import proc_status_mib, report
 from kubernetes import client
 
 from gridshift.devcluster.cluster import DevCluster, wait_for_default_service_account
@@ -58,14 +59,14 @@ def main() -> int:
     result: dict[str, object] = {"nodes": args.nodes, "workloads": args.workloads}
     with tempfile.TemporaryDirectory(prefix="gridshift-scale-") as tmp:
         t0 = time.monotonic()
-        cluster = DevCluster.up(directory=Path(tmp) / "cluster",
-                                pools=[NodePool(count=args.nodes, gpus_per_node=8, site=SITE, racks=10)],
-                                log=lambda m: print("  " + m, flush=True))
-        result["cluster_up_s"] = round(time.monotonic() - t0, 1)
-        api = cluster.api_client()
-        core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
-        twin = prom = operator = None
-        try:
+        with contextlib.ExitStack() as stack:  # everything started is stopped, last first
+            cluster = DevCluster.up(directory=Path(tmp) / "cluster",
+                                    pools=[NodePool(count=args.nodes, gpus_per_node=8, site=SITE, racks=10)],
+                                    log=lambda m: print("  " + m, flush=True))
+            stack.callback(cluster.down_now)
+            result["cluster_up_s"] = round(time.monotonic() - t0, 1)
+            api = cluster.api_client()
+            core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
             core.create_namespace({"metadata": {"name": NAMESPACE}})
             wait_for_default_service_account(api, NAMESPACE)
             t0 = time.monotonic()
@@ -86,9 +87,11 @@ def main() -> int:
             result["pods_running_s"] = round(time.monotonic() - t0, 1)
 
             port = free_port()
-            twin = Twin(api).serve(port)
+            stack.callback(Twin(api).serve(port).stop)
             prom = LocalPrometheus(Path(tmp) / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=5).start()
+            stack.callback(prom.stop)
             operator = OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / "operator.log").start()
+            stack.callback(operator.stop)
             name = "scale"
             doc = policy(name, SITE, NAMESPACE, prom.url, cap=1e6, trigger=1e5, dry_run=True, period=5,
                          maxActionsPerPeriod=100)
@@ -119,17 +122,7 @@ def main() -> int:
                 "gridshift.io", "v1alpha1", "powerpolicies", name).get("status", {})
             ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
             result["policy_ready_message"] = ready.get("message", "")
-        finally:
-            if operator is not None:
-                operator.stop()
-            if prom is not None:
-                prom.stop()
-            if twin is not None:
-                twin.stop()
-            cluster.down_now()
-    for key, value in result.items():
-        print(f"{key + ':':26}{value}")
-    write_json(args.json, result)
+    report(result, args.json)
     return 0
 
 
