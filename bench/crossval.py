@@ -75,27 +75,29 @@ def fold_model(train: list[Path], cache: Path, distill: bool, log: Any) -> Path:
     return out
 
 
-def scenario_for(name: str, trace: str | None) -> sc.Scenario:
-    """The bundled scenario ``name``, its jobs replaying only ``trace`` (relative to the trace dir)."""
+def scenario_for(name: str, trace: str | None, draw: int = 0) -> sc.Scenario:
+    """The bundled scenario ``name``, its jobs replaying only ``trace`` (relative to the trace dir);
+    ``draw`` > 0 shifts its seed: another day of job arrivals, sizes and offsets on the same trace."""
     doc = yaml.safe_load(sc.bundled()[name].read_text())
     if trace is not None:
         doc["traces"] = [trace]
+    doc["seed"] = int(doc.get("seed", 0)) + draw
     return sc.parse(yaml.safe_dump(doc), f"{name} on {trace or 'its own traces'}")
 
 
-def _site(name: str, trace: str | None, trace_dir: str, hours: float) -> tuple[sc.Scenario, SiteModel]:
-    scn = scenario_for(name, trace)
+def _site(name: str, trace: str | None, trace_dir: str, hours: float, draw: int) -> tuple[sc.Scenario, SiteModel]:
+    scn = scenario_for(name, trace, draw)
     return scn, scn.site(scn.job_traces(Path(trace_dir)), seconds=int(hours * 3600))
 
 
-def _run(task: tuple[str, str | None, str, float, str, str | None, float]) -> dict[str, Any]:
+def _run(task: tuple[str, str | None, str, float, str, str | None, float, int]) -> dict[str, Any]:
     """One strategy on one fold's site (in a worker process)."""
     from gridshift.forecaster.runtime import Forecaster
     from gridshift.sim.noise import NoiseForecaster
     from gridshift.sim.peak import simulate
 
-    name, trace, trace_dir, hours, strategy, model_dir, cap = task
-    scn, site = _site(name, trace, trace_dir, hours)
+    name, trace, trace_dir, hours, strategy, model_dir, cap, draw = task
+    scn, site = _site(name, trace, trace_dir, hours, draw)
     model = None
     if strategy == "student":
         model = Forecaster.load(model_dir or "default")
@@ -109,10 +111,10 @@ def _run(task: tuple[str, str | None, str, float, str, str | None, float]) -> di
     return out
 
 
-def cap_of(name: str, trace: str | None, trace_dir: str, hours: float) -> float:
+def cap_of(name: str, trace: str | None, trace_dir: str, hours: float, draw: int = 0) -> float:
     from gridshift.sim.peak import simulate
 
-    scn, site = _site(name, trace, trace_dir, hours)
+    scn, site = _site(name, trace, trace_dir, hours, draw)
     if scn.file.budget.cap_watts is not None:
         return scn.file.budget.cap_watts
     return scn.cap_w(simulate(site, scn.setup(1e9), "none").load_w)
@@ -120,7 +122,7 @@ def cap_of(name: str, trace: str | None, trace_dir: str, hours: float) -> float:
 
 KEYS = (("energy_above_cap_kwh", "kWh>cap", "{:.3f}"), ("worst_overshoot_w", "worst W", "{:.0f}"),
         ("job_delay_gpu_h", "delay GPU-h", "{:.2f}"), ("inference_shed_replica_h", "shed rep-h", "{:.1f}"),
-        ("battery_discharged_kwh", "batt kWh", "{:.1f}"), ("actions", "actions", "{}"))
+        ("battery_discharged_kwh", "batt kWh", "{:.1f}"), ("actions", "actions", "{:.0f}"))
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
@@ -132,6 +134,17 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
         lines.append("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
                                for i, (c, w) in enumerate(zip(x, widths, strict=True))))
     return "\n".join(lines)
+
+
+def mean_of(draws: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per strategy, the mean of each figure over the draws (days) of one fold."""
+    out: dict[str, dict[str, Any]] = {}
+    for strategy in draws[0]:
+        rows = [d[strategy] for d in draws]
+        figures = [key for key, _, _ in KEYS] + ["battery_charged_kwh"]
+        out[strategy] = {**rows[0], **{key: sum(r[key] for r in rows) / len(rows) for key in figures}}
+        out[strategy]["wall_s"] = round(sum(r.get("wall_s", 0.0) for r in rows), 1)
+    return out
 
 
 def pool(per_fold: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -217,6 +230,9 @@ def main() -> int:
     parser.add_argument("--scenarios", nargs="+", default=["training-64", "mixed", "synthetic-training"])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=1,
+                        help="days of job arrivals per fold (scenario seeds seed..seed+N-1); per-fold figures are "
+                             "their mean (default 1: one day is one draw of a chaotic job schedule)")
     parser.add_argument("--distill", action="store_true", help="train each fold's teacher and distil (slow)")
     parser.add_argument("--cache", type=Path, default=Path("out/crossval/models"))
     parser.add_argument("--json")
@@ -229,8 +245,8 @@ def main() -> int:
     short = sorted((args.trace_dir / SHORT).glob("run-*-per-gpu.csv"))
     folds = args.folds if args.folds else list(range(len(full)))
     strategies = ["none", *[s for s in args.strategies if s != "none"]]
-    results: dict[str, Any] = {"hours": args.hours, "recipe": {**RECIPE, "distill": args.distill}, "folds": [],
-                               "scenarios": {}}
+    results: dict[str, Any] = {"hours": args.hours, "draws": args.draws, "recipe": {**RECIPE, "distill": args.distill},
+                               "folds": [], "scenarios": {}}
     models: dict[int, Path] = {}
     for k in folds:
         held = full[k]
@@ -246,13 +262,20 @@ def main() -> int:
                 [(None, None, None)] if name == "synthetic-training"
                 else [(k, f"{FULL}/{full[k].name}", str(models[k])) for k in folds])
             for k, trace, model_dir in fold_list:
-                cap = cap_of(name, trace, str(args.trace_dir), args.hours)
-                tasks = [(name, trace, str(args.trace_dir), args.hours, s, model_dir, cap) for s in strategies]
                 t0 = time.monotonic()
-                rows = {r["strategy"]: r for r in pool_.map(_run, tasks)}
+                caps = [cap_of(name, trace, str(args.trace_dir), args.hours, d) for d in range(args.draws)]
+                tasks = [(name, trace, str(args.trace_dir), args.hours, s, model_dir, caps[d], d)
+                         for d in range(args.draws) for s in strategies]
+                done = list(pool_.map(_run, tasks))
+                draws = [{r["strategy"]: r for r in done[d * len(strategies):(d + 1) * len(strategies)]}
+                         for d in range(args.draws)]
+                rows = mean_of(draws)
                 label = f"fold {k} (held out {full[k].name})" if k is not None else "bundled model, generated traces"
-                log(f"\n{name}, {label}: cap {cap / 1000:.1f} kW, {time.monotonic() - t0:.0f} s\n{table(rows)}")
-                block["folds"].append({"fold": k, "trace": trace, "cap_w": cap, "results": rows})
+                mean = "" if args.draws == 1 else f", mean of {args.draws} days"
+                log(f"\n{name}, {label}: cap {caps[0] / 1000:.1f} kW{mean}, {time.monotonic() - t0:.0f} s\n"
+                    f"{table(rows)}")
+                block["folds"].append({"fold": k, "trace": trace, "cap_w": caps[0], "caps_w": caps, "results": rows,
+                                       "draws": draws if args.draws > 1 else None})
             if name != "synthetic-training":
                 block["pooled"] = pool([f["results"] for f in block["folds"]])
                 log(f"\n{name}, pooled over {len(folds)} folds\n{table(block['pooled'])}")
