@@ -13,17 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gridshift.api.powerpolicy import ApiModel, Condition, cel
+from gridshift.api.powerpolicy import ApiModel, Condition, SecretRef, cel
 
 KIND = "EnergyStorage"
 PLURAL = "energystorages"
-
-
-class SecretRef(ApiModel):
-    """A Secret the operator may read."""
-
-    namespace: str = Field(min_length=1, max_length=63, description="Namespace of the Secret.")
-    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
 
 
 class Modbus(ApiModel):

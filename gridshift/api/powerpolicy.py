@@ -216,7 +216,8 @@ class TelemetryQueries(ApiModel):
 
 
 class SecretRef(ApiModel):
-    """A Secret by namespace and name."""
+    """A Secret the operator may read, by namespace and name (a PowerPolicy's Prometheus
+    credentials, an EnergyStorage's Modbus TLS certificate)."""
 
     namespace: str = Field(min_length=1, max_length=63, pattern=_NAME_PATTERN, description="Namespace of the Secret.")
     name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")

@@ -87,14 +87,14 @@ class _Memory:
     said: dict[str, str] = field(default_factory=dict)  # per migratable Job, the last decision an Event reported
 
 
-def _strand_guard(policy: str, battery: BatteryState | None) -> tuple[Action, ...]:
+def _strand_guard(policy: str, battery: BatteryState | None) -> Action | None:
     """The idle command for this policy's battery whose device is not ready while a setpoint of ours is
     still on it: cleared now, it cannot resume (a discharge hours stale) when the device comes back."""
     if battery is None or battery.managed_by != policy or battery.setpoint_w == 0:
-        return ()
-    return (Action("battery", "idle", battery.key, -battery.setpoint_w,
-                   f"the battery's device is not ready: setpoint {battery.setpoint_w:.0f} W cleared so that it does "
-                   "not resume when the device returns", setpoint_w=0.0),)
+        return None
+    return Action("battery", "idle", battery.key, -battery.setpoint_w,
+                  f"the battery's device is not ready: setpoint {battery.setpoint_w:.0f} W cleared so that it does "
+                  "not resume when the device returns", setpoint_w=0.0)
 
 
 def condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
@@ -265,7 +265,7 @@ class PolicyController:
         action = reserve_limit(name, battery, plan_limits(spec), spec.forecast.horizon_seconds,
                                spec.safety.period_seconds)
         if action is None or battery is None or battery.managed_by != name:
-            action = next(iter(_strand_guard(name, stranded[0] if stranded else None)), None)
+            action = _strand_guard(name, stranded[0] if stranded else None)
         if action is None:
             return []
         dry = spec.safety.dry_run or self.force_dry_run
@@ -315,7 +315,7 @@ class PolicyController:
         if reading.status != "ok" or reading.series is None:
             reason = {"stale": "TelemetryStale", "missing": "TelemetryMissing"}.get(reading.status, "TelemetryError")
             return self._degraded(name, spec, status, generation, now, mem, reason, reading.reason)
-        covered = self._coverage(name, spec, nodes, reader, mem)
+        covered = self._coverage(name, spec, nodes, query, reader, mem)
         if isinstance(covered, str):
             return self._degraded(name, spec, status, generation, now, mem, "TelemetryIncomplete", covered)
         series = reading.series
@@ -385,15 +385,16 @@ class PolicyController:
                       speculation)
         return result
 
-    def _coverage(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int], reader: PrometheusReader,
-                  mem: _Memory) -> Coverage | str | None:
-        """Which governed nodes reported power (``telemetry.coverage``): None when the source's query is
-        not a plain sum (not checked), the reason to hold when too few did or the per-node read failed."""
+    def _coverage(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int], query: str,
+                  reader: PrometheusReader, mem: _Memory) -> Coverage | str | None:
+        """Which governed nodes reported power to ``query`` (the period's power query; see
+        ``telemetry.coverage``): None when it is not a plain sum (not checked), the reason to hold when
+        too few did or the per-node read failed."""
         telemetry = spec.telemetry
-        query = per_node_query(power_query(spec, nodes), telemetry.node_label)
-        if query is None:
+        by_node = per_node_query(query, telemetry.node_label)
+        if by_node is None:
             return None
-        reported, why = reader.read_by(query, (telemetry.node_label,))
+        reported, why = reader.read_by(by_node, (telemetry.node_label,))
         if why:
             return f"per-node power could not be read to check coverage: {why}"
         cover = coverage(nodes, {k[0]: v for k, v in reported.items()}, mem.node_watts,
@@ -442,7 +443,8 @@ class PolicyController:
         ))
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)
-        actions = (*_strand_guard(name, inventory.stranded_battery), *decided.actions)
+        guard = _strand_guard(name, inventory.stranded_battery)
+        actions = decided.actions if guard is None else (guard, *decided.actions)
         events: list[Event] = []
         records = [dict(r) for r in status.get("recentActions", [])]
         if mem.first_period:  # a new process: what the last one left half done
