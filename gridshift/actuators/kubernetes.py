@@ -11,8 +11,10 @@ dry-run nothing is written.
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client
 
@@ -22,6 +24,25 @@ from gridshift.planner import Action
 from gridshift.planner.charging import dwell_marks
 
 _CONFLICT = "changed under us (another policy or writer); will re-plan next period"
+
+# client-go's retry.DefaultBackoff: a write that conflicts is retried after 10 ms, 50 ms, 250 ms and
+# 1.25 s. Right after a Deployment is created or scaled its controller rewrites the status several
+# times a second, so immediate retries can all lose to it.
+CONFLICT_BACKOFF_S = (0.01, 0.05, 0.25, 1.25)
+
+T = TypeVar("T")
+
+
+def retry_on_conflict(write: Callable[[], T], conflicted: Callable[[T], bool],
+                      backoff_s: tuple[float, ...] = CONFLICT_BACKOFF_S) -> T:
+    """Run ``write`` (which reads, checks and writes with the read's resourceVersion) until its
+    result is not ``conflicted`` or the backoff is spent; the last result is returned as it is."""
+    for pause in backoff_s:
+        result = write()
+        if not conflicted(result):
+            return result
+        time.sleep(pause)
+    return write()
 
 
 @dataclass(frozen=True)
@@ -63,16 +84,13 @@ class KubernetesActuator:
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    def apply(self, action: Action, now: float, attempts: int = 3) -> Outcome:
+    def apply(self, action: Action, now: float) -> Outcome:
         """Write one action. A conflict (the object changed between our read and our write, e.g. its
         status) is retried from a fresh read, where the ownership check runs again."""
         if self.dry_run:
             return Outcome(action, False, f"dry-run: would {action.verb} {action.target}")
-        for _ in range(attempts - 1):
-            outcome = self._apply_once(action, now)
-            if not outcome.message.endswith(_CONFLICT):
-                return outcome
-        return self._apply_once(action, now)
+        return retry_on_conflict(lambda: self._apply_once(action, now),
+                                 lambda outcome: outcome.message.endswith(_CONFLICT))
 
     def _apply_once(self, action: Action, now: float) -> Outcome:
         kind, _, rest = action.target.partition("/")

@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import managed_elsewhere, parse_rfc3339, rfc3339
+from gridshift.actuators.kubernetes import managed_elsewhere, parse_rfc3339, retry_on_conflict, rfc3339
 from gridshift.api import annotations as ann
 
 _RECORD_PATH = "/metadata/annotations/" + ann.MIGRATION.replace("~", "~0").replace("/", "~1")
@@ -51,20 +51,24 @@ class JobMigrator:
         self.policy = policy
         self.batch = client.BatchV1Api(api)
 
-    def start(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str,
-              attempts: int = 3) -> StepOutcome:
+    def start(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str) -> StepOutcome:
         """Ask the Job to checkpoint for a move to ``site`` (nodes matching ``selector``, a
         LabelSelector as a dict). Refused for a Job that is not migratable, declares no checkpoint
         size, is protected, belongs to another policy or is already moving. The write carries the
         resourceVersion read, so a concurrent writer makes it fail; a conflict (the Job controller
         updating its status, say) is retried from a fresh read, where every check runs again."""
-        for _ in range(attempts - 1):
+        def once() -> StepOutcome | client.ApiException:
             try:
                 return self._start_once(namespace, name, site, selector, now, why)
             except client.ApiException as exc:
                 if exc.status != 409:
                     raise
-        return self._start_once(namespace, name, site, selector, now, why)
+                return exc
+
+        result = retry_on_conflict(once, lambda r: isinstance(r, client.ApiException))
+        if isinstance(result, client.ApiException):
+            raise result
+        return result
 
     def _start_once(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str) -> StepOutcome:
         job = self.batch.read_namespaced_job(name, namespace)
