@@ -149,7 +149,24 @@ def main() -> int:
         print("gain of distillation (student_no_kd - student, paired by seed): "
               + ", ".join(f"{h} s {g['mean_w']:+.0f} ± {g['standard_error_w']:.0f} W" for h, g in gain.items()))
     s = seeds["student"]
+    student_seeds = ["student"] + [f"student@{i}" for i in range(1, args.seeds)]
+    per_run = [{h: float(np.mean([f["metrics"][n][h]["mae"] for n in student_seeds])) for h in hs} for f in folds]
+    for f, run in zip(folds, per_run, strict=True):
+        print(f"{f['held_out']}: student (mean of seeds) / persistence MAE "
+              + ", ".join(f"{h} s {run[h] / f['metrics']['persistence'][h]['mae']:.2f}x" for h in hs)
+              + "; tracked bound over the whole run covers "
+              + "/".join(f"{f['metrics']['student'][h]['coverage_whole_run']:.3f}" for h in hs))
     checks = {
+        "student <= 0.75x persistence pooled at 10 s and 30 s": all(
+            s[h]["mae"] <= 0.75 * merged["persistence"][h]["mae"] for h in ("10", "30")),
+        "student <= 1.0x persistence on every held-out run at every horizon": all(
+            run[h] <= f["metrics"]["persistence"][h]["mae"] for f, run in zip(folds, per_run, strict=True) for h in hs),
+        "student <= 0.9x the period-aware seasonal naive pooled at 10 s and 30 s": all(
+            s[h]["mae"] <= 0.9 * merged["periodic_naive"][h]["mae"] for h in ("10", "30")),
+        "the network alone <= 1.0x persistence pooled at 10 s and 30 s": all(
+            seeds["student_offline"][h]["mae"] <= merged["persistence"][h]["mae"] for h in ("10", "30")),
+        "tracked p90 bound covers 0.87-0.93 over the whole of every held-out run (seed 0)": all(
+            0.87 <= f["metrics"]["student"][h]["coverage_whole_run"] <= 0.93 for f in folds for h in hs),
         "student beats persistence, seasonal naive, DLinear at 10 s and 30 s": all(
             s[h]["mae"] < merged[b][h]["mae"] for h in ("10", "30")
             for b in ("persistence", "seasonal_naive", "dlinear")),
@@ -168,7 +185,7 @@ def main() -> int:
     write_json(args.json, {
             "config": {k: v for k, v in vars(replace(cfg, distill=None)).items() if k != "distill"},
             "device": device, "folds": folds, "pooled": merged, "seeds": args.seeds,
-            "over_seeds": seeds, "distillation_gain": gain, "checks": checks,
+            "over_seeds": seeds, "student_per_run": per_run, "distillation_gain": gain, "checks": checks,
         })
     return 0
 

@@ -166,8 +166,10 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
         meta = model.meta
         files = trace_files(args.data)
         series = load_series(files, meta.step_s, args.max_gap, min_length=meta.window + max(meta.horizon_steps) + 1)
+        if args.cap is not None and not args.cap > 0:
+            raise ValueError(f"--cap must be a positive number of watts, got {args.cap:g}")
         report = evaluate(series, forecaster_predictors(model, args.confidence), meta.window, meta.horizons_s,
-                          meta.step_s, confidence=args.confidence)
+                          meta.step_s, confidence=args.confidence, cap_w=args.cap)
     except (ModelError, TraceError, ValueError) as exc:
         print(f"gridshift: {exc}", file=sys.stderr)
         return 1
@@ -186,6 +188,15 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
         rows.append([name, *[f"{per_h[h]['mae']:.0f} W" for h in hs], *["-" if c is None else f"{c:.2f}" for c in cov]])
     print(f"{report['series']} series, {report['points']} forecast origins, scored on the last 40% of each; "
           f"coverage of the {args.confidence:g} upper bound as the operator tracks it online")
+    print(_table(rows))
+    cap = f"{args.cap:g} W" if args.cap is not None else "each series' 90th percentile"
+    print(f"\nas a peak detector (cap {cap}; alarm when the bound, or the median where there is none, "
+          "is above the cap at any horizon; onsets after 30 s below the cap):")
+    rows = [["model", "onsets", "flagged >=10 s ahead", "median lead", "false alarms / 10 min", "time in alarm"]]
+    for name, ev in report["events"].items():
+        rows.append([name, str(ev["onsets"]), "-" if ev["flagged_ahead"] is None else f"{ev['flagged_ahead']:.0%}",
+                     "-" if ev["median_lead_s"] is None else f"{ev['median_lead_s']:.0f} s",
+                     f"{ev['false_alarms_per_10min']:.1f}", f"{ev['time_in_alarm']:.0%}"])
     print(_table(rows))
     return 0
 
@@ -541,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", nargs="+", required=True, metavar="PATH")
     ev.add_argument("--max-gap", type=float, default=5.0)
     ev.add_argument("--confidence", type=float, default=0.9, help="upper-bound level scored for coverage")
+    ev.add_argument("--cap", type=float, metavar="W", help="cap for the peak-detection scores "
+                    "(default: each scored series' 90th percentile)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_forecast_evaluate)
 

@@ -48,15 +48,42 @@ def test_learning_step_by_step_issues_what_the_replay_scores() -> None:
     scores (the evaluation); the operator and the simulator call the same learn() once per period."""
     values = square_wave(400, period=50, high=30, seed=1)
     x, y, origins = make_windows(values, 120, STEPS)
-    replay = adapted_medians(x, persistence(x), y, STEPS, 1.0)
     adapter = OnlineAdapter(120, (5.0, 10.0, 30.0), 1.0)
+    replay = adapted_medians(x, persistence(x), y, STEPS, 1.0, anchor=adapter.anchors(values, origins))
     times = np.arange(len(values), dtype=float)
     for row, origin in enumerate(origins):
         adapter.learn(times[: origin + 1], values[: origin + 1], persistence)
-        issued = adapter.adjust(values[origin - 119: origin + 1], persistence(x[row:row + 1])[0])
+        issued = adapter.adjust(values[: origin + 1], persistence(x[row:row + 1])[0])
         assert issued == pytest.approx(replay[row], rel=1e-9, abs=1e-6)
     assert adapter.learn(times, values[: len(times)], persistence) > 0
     assert adapter.learn(times, values[: len(times)], persistence) == 0  # nothing learned twice
+
+
+def test_a_period_longer_than_the_networks_window_is_followed() -> None:
+    """A checkpoint every 150 s does not fit the network's 2-minute window; the periodic anchor,
+    estimated on the last 5 minutes, still carries it, so adapting persistence beats it by far."""
+    values = square_wave(1500, period=150)
+    x, y, origins = make_windows(values, 120, STEPS)
+    adapter = OnlineAdapter(120, (5.0, 10.0, 30.0), 1.0)
+    adapted = adapted_medians(x, persistence(x), y, STEPS, 1.0, anchor=adapter.anchors(values, origins))
+    without = adapted_medians(x, persistence(x), y, STEPS, 1.0)
+    later = origins >= 900
+    for k in range(len(STEPS)):
+        assert mae(y[later, k], adapted[later, k]) < 0.5 * mae(y[later, k], without[later, k])
+
+
+def test_it_falls_back_to_persistence_when_neither_the_network_nor_its_regression_holds() -> None:
+    """A network far off and a regime change: within minutes the adapted median is no worse than
+    persistence, the candidate it keeps beside its regressions."""
+    rng = np.random.default_rng(3)
+    values = 2000 + np.cumsum(rng.normal(0, 40, 1500))  # a random walk: persistence is optimal
+    x, y, origins = make_windows(values, 120, STEPS)
+    adapter = OnlineAdapter(120, (5.0, 10.0, 30.0), 1.0)
+    adapted = adapted_medians(x, persistence(x) + 500 * np.sin(origins / 7.0)[:, None], y, STEPS, 1.0,
+                              anchor=adapter.anchors(values, origins))
+    later = origins >= 900
+    for k in range(len(STEPS)):
+        assert mae(y[later, k], adapted[later, k]) <= 1.1 * mae(y[later, k], x[later, -1])
 
 
 def test_a_forecast_stays_inside_the_windows_range() -> None:

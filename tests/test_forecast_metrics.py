@@ -5,9 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gridshift.forecaster.baselines import DLinear, MovingAverage, PersistenceBaseline, SeasonalNaive, estimate_period
+from gridshift.forecaster.baselines import (
+    DLinear,
+    MovingAverage,
+    PersistenceBaseline,
+    SeasonalNaive,
+    estimate_period,
+    periodic_naive,
+)
 from gridshift.forecaster.evaluate import evaluate
-from gridshift.forecaster.metrics import coverage, mae, make_windows, pinball, rmse, smape, summarize
+from gridshift.forecaster.metrics import (
+    coverage,
+    event_rates,
+    mae,
+    make_windows,
+    onsets,
+    peak_events,
+    pinball,
+    rmse,
+    smape,
+    summarize,
+)
 from gridshift.telemetry.series import Series
 
 
@@ -56,6 +74,66 @@ def test_no_period_in_a_trend():
     assert estimate_period(np.linspace(0, 1, 300), 100) is None
 
 
+def test_periodic_naive_follows_a_period_that_changes():
+    """Checkpoints every 40 s, then every 90 s: re-estimated at each origin on the last 5 minutes,
+    the period-aware seasonal naive is exact on both once its context holds the new rhythm, where the
+    fixed-period seasonal naive fitted on the first part is not."""
+    t = np.arange(1800)
+    v = np.where(t < 900, np.where(t % 40 < 25, 4400.0, 1200.0), np.where(t % 90 < 60, 4400.0, 1200.0))
+    origins = np.concatenate([np.arange(400, 860), np.arange(1300, 1760)])
+    forecast = periodic_naive(v, origins, (5, 10, 30), 300)
+    y = v[origins[:, None] + np.array([5, 10, 30])]
+    assert mae(y, forecast) == 0.0
+    fixed = SeasonalNaive(120, (5, 10, 30)).fit(v[:900])
+    x, y_late, _ = make_windows(v, 120, (5, 10, 30), origins=np.arange(1300, 1760))
+    assert mae(y_late, fixed.predict(x)) > 500
+
+
+def test_periodic_naive_is_persistence_without_a_period():
+    v = 1000 + 2.0 * np.arange(600)
+    origins = np.arange(300, 560)
+    assert periodic_naive(v, origins, (5, 30), 300) == pytest.approx(np.repeat(v[origins][:, None], 2, axis=1))
+
+
+def test_onsets_are_debounced():
+    v = np.zeros(200)
+    v[50:60] = 10  # onset at 50
+    v[70:75] = 10  # 10 samples below: the same peak
+    v[120:130] = 10  # 45 below: a new onset
+    assert onsets(v, 5.0, debounce=30).tolist() == [50, 120]
+    assert onsets(np.full(10, 10.0), 5.0, debounce=30).tolist() == []  # above from the start: no crossing seen
+
+
+def test_a_peak_detector_is_scored_on_lead_and_false_alarms():
+    v = np.zeros(600)
+    v[100:120] = 10
+    v[300:320] = 10
+    alarm = np.zeros(600, dtype=bool)
+    alarm[85:120] = True  # 15 s ahead of the first onset
+    alarm[297:320] = True  # 3 s ahead of the second: too late to count
+    alarm[450:460] = True  # no peak follows within the horizon: false
+    counts = peak_events(v, alarm, 5.0, horizon=30, lead=10, debounce=30)
+    assert (counts["onsets"], counts["flagged"], counts["false_alarms"]) == (2, 1, 1)
+    assert counts["leads"] == [15.0, 3.0]
+    rates = event_rates([counts], step_s=1.0, lead_s=10.0)
+    assert rates["flagged_ahead"] == 0.5 and rates["median_lead_s"] == 9.0
+    assert rates["false_alarms_per_10min"] == pytest.approx(1.0)
+    assert rates["time_in_alarm"] == pytest.approx((35 + 23 + 10) / 600)
+
+
+def test_evaluate_scores_every_model_as_a_peak_detector():
+    t = np.arange(1200)
+    v = np.where((t % 100) < 20, 4400.0, 1200.0)  # a peak every 100 s
+    series = [Series(0, 1.0, v, "synthetic")]
+    assert evaluate(series, {}, 120, (5.0, 10.0, 30.0), 1.0)["event_caps_w"] == [4400.0]  # the scored part's p90
+    report = evaluate(series, {}, 120, (5.0, 10.0, 30.0), 1.0, cap_w=3000.0)
+    assert report["event_caps_w"] == [3000.0]
+    periodic, persistence = report["events"]["periodic_naive"], report["events"]["persistence"]
+    assert periodic["onsets"] == persistence["onsets"] > 0
+    assert persistence["flagged_ahead"] == 0.0  # persistence sees a peak only once it is there
+    assert periodic["flagged_ahead"] == 1.0 and periodic["median_lead_s"] >= 10
+
+
 def test_dlinear_learns_a_ramp():
     v = 1000 + 5.0 * np.arange(800)
     model = DLinear(60, (5, 30)).fit(v[:480])
@@ -69,7 +147,7 @@ def test_evaluate_reports_every_baseline_and_json_shape():
     report = evaluate([Series(0, 1.0, v, "synthetic")], {}, 120, (5.0, 10.0, 30.0), 1.0)
     assert report["series"] == 1 and report["points"] == 900 - 540 - 30
     assert set(report["metrics"]) == {"persistence", "seasonal_naive", "moving_average", "dlinear",
-                                      "persistence_online"}
+                                      "periodic_naive", "persistence_online"}
     block = report["metrics"]["seasonal_naive"]["30"]
     assert set(block) == {"mae", "rmse", "smape", "mae_pct_of_mean", "coverage", "coverage_static",
                           "bound_gap_pct_of_mean", "coverage_whole_run"}

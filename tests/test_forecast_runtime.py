@@ -139,10 +139,12 @@ def test_evaluate_cli_json_schema(capsys):
                  "--data", str(H100 / "run-2025-07-27T00-34-node.csv")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"step_s", "horizons_s", "series", "points", "origins_whole_run", "metrics",
-                           "in_sample_files"}
+                           "in_sample_files", "event_caps_w", "events", "event_counts"}
+    assert report["events"]["student"]["alarm_on"] == "bound" and report["events"]["student"]["onsets"] > 0
     assert report["series"] == 1 and report["points"] > 100
     assert report["in_sample_files"] == [], "the node total is not one of the model's training files"
-    for name in ("student", "student_no_kd", "persistence", "seasonal_naive", "moving_average", "dlinear"):
+    for name in ("student", "student_no_kd", "persistence", "seasonal_naive", "moving_average", "dlinear",
+                 "periodic_naive"):
         assert name in report["metrics"], name
         for h in report["horizons_s"]:
             block = report["metrics"][name][f"{h:g}"]

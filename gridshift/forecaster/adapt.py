@@ -7,13 +7,17 @@ run's own first minutes did better. :class:`OnlineAdapter` gives the deployed fo
 local knowledge without retraining anything: per horizon it fits, by exponentially weighted ridge
 regression on the forecasts that have matured, the change from the newest sample as
 
-    bias + gain · (network's change) + Σ_lag a_lag · (window[-1 - lag] - window[-1])
+    bias + gain · (network's change) + anchor · (periodic naive's change)
+         + Σ_lag a_lag · (window[-1 - lag] - window[-1])
 
-in fractions of the window's mean power, with lags every ``stride_s`` across the window (they
-carry the job's period: a seasonal forecast is one of these weights at 1). The ridge pulls toward
-the network's own forecast (gain 1, everything else 0), so an adapter that has seen nothing, or
-nothing informative, returns the network's median unchanged; the gain is penalised ten times less
-than the rest, so a network that does not fit the site loses its weight within minutes.
+in fractions of the window's mean power, with lags every ``stride_s`` across the window. The
+anchor is the period-aware seasonal naive (:func:`~gridshift.forecaster.baselines.periodic_naive`:
+the job's period re-estimated at every origin on the last ``context_s`` seconds, persistence where
+none is clear), so a period longer than the network's window, or one that drifts, is still one
+weight away. The ridge pulls toward the network's own forecast (gain 1, everything else 0), so an
+adapter that has seen nothing, or nothing informative, returns the network's median unchanged;
+the gain and the anchor are penalised ten times less than the rest, so within minutes the site
+decides how much of each to trust.
 
 How fast to forget depends on the site: one job's rhythm changes within minutes, an aggregate of
 hundreds keeps its shape for hours. So it fits one regression per memory (``half_lives_s``: older
@@ -34,6 +38,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gridshift.forecaster.baselines import PERIODIC_CONTEXT_S, periodic_naive
 from gridshift.forecaster.metrics import make_windows
 
 DEFAULT_HALF_LIVES_S = (60.0, 600.0, 3600.0)
@@ -41,6 +46,8 @@ DEFAULT_RIDGE = 3.0
 DEFAULT_STRIDE_S = 5.0
 DEFAULT_SCORE_HALF_LIFE_S = 1800.0
 GAIN_RIDGE_FRACTION = 0.1
+_GAIN, _ANCHOR, _LAGGED = 1, 2, 3  # regressor columns: bias, network, periodic naive, then the lags
+EXPERTS = ("periodic naive", "persistence")  # candidates beside the memories, forecasting alone
 
 
 class OnlineAdapter:
@@ -50,7 +57,7 @@ class OnlineAdapter:
     def __init__(self, window: int, horizons_s: tuple[float, ...], step_s: float,
                  half_lives_s: tuple[float, ...] = DEFAULT_HALF_LIVES_S, ridge: float = DEFAULT_RIDGE,
                  stride_s: float = DEFAULT_STRIDE_S, score_half_life_s: float = DEFAULT_SCORE_HALF_LIFE_S,
-                 network: str = ""):
+                 context_s: float = PERIODIC_CONTEXT_S, network: str = ""):
         if not half_lives_s or min(half_lives_s) <= 0:
             raise ValueError(f"half_lives_s must be positive seconds, got {half_lives_s}")
         if score_half_life_s <= 0:
@@ -59,6 +66,7 @@ class OnlineAdapter:
             raise ValueError(f"ridge must be positive, got {ridge}")
         stride = max(1, round(stride_s / step_s))
         self.window = window
+        self.context = max(window, round(context_s / step_s))  # samples the periodic anchor looks back
         self.step_s = step_s
         self.network = network  # which network's medians it learned to correct (its sha256); opaque here
         self.horizons_s = tuple(float(h) for h in horizons_s)
@@ -66,54 +74,69 @@ class OnlineAdapter:
         self.half_lives_s = np.asarray(half_lives_s, dtype=np.float64)
         self.score_half_life_s = score_half_life_s
         self.lags = np.arange(stride, window, stride)
-        m, k, d = len(self.half_lives_s), len(self.horizons_s), 2 + len(self.lags)
+        m, k, d = len(self.half_lives_s), len(self.horizons_s), _LAGGED + len(self.lags)
         self.prior = np.zeros(d)
-        self.prior[1] = 1.0
+        self.prior[_GAIN] = 1.0
         self.penalty = np.full(d, ridge)
-        self.penalty[1] = GAIN_RIDGE_FRACTION * ridge  # one number, learned fast: how far to trust the network here
+        # Two numbers, learned fast: how far to trust the network here, and the job's period.
+        self.penalty[[_GAIN, _ANCHOR]] = GAIN_RIDGE_FRACTION * ridge
         self.gram = np.zeros((m, k, d, d))
         self.moment = np.zeros((m, k, d))
         self.coefs = np.tile(self.prior, (m, k, 1))
-        self.errors = np.zeros((m, k))  # decayed sum of each memory's absolute error, in window means
+        # Decayed sum of each candidate's absolute error, in window means: the M memories, then the
+        # periodic naive and persistence alone (so the adapted forecast is never long worse than either).
+        self.errors = np.zeros((m + len(EXPERTS), k))
         self.seen = np.full(k, -np.inf)  # origin time of the newest matured forecast per horizon
-        self.issued: dict[float, np.ndarray] = {}  # origin time: each memory's forecast [M, K] from it
+        self.issued: dict[float, np.ndarray] = {}  # origin time: each candidate's forecast [C, K] from it
         self.walked = -np.inf  # time of the newest sample learn() has walked past
         self.learned = 0  # matured (origin, horizon) pairs learned from
 
     @property
-    def coef(self) -> np.ndarray:
-        """``[K, d]``: per horizon, the weights of the memory with the least recent error."""
-        best = np.argmin(self.errors, axis=0)
-        return self.coefs[best, np.arange(len(best))]
+    def choice(self) -> list[str]:
+        """Per horizon, the candidate it forecasts with now: a memory (``"10 min memory"``), the
+        ``"periodic naive"`` or ``"persistence"``."""
+        names = [f"{h / 60:g} min memory" if h < 3600 else f"{h / 3600:g} h memory" for h in self.half_lives_s]
+        return [(names + list(EXPERTS))[c] for c in np.argmin(self.errors, axis=0)]
 
-    @property
-    def memory_s(self) -> np.ndarray:
-        """``[K]``: the half-life each horizon forecasts with now (seconds)."""
-        return self.half_lives_s[np.argmin(self.errors, axis=0)]
+    def _candidates(self, z: np.ndarray) -> np.ndarray:
+        """``[N, C, K]`` each candidate's change from regressors ``z`` ``[N, K, d]``: the memories'
+        regressions, then the periodic naive's change, then persistence's (none)."""
+        memories = np.einsum("mkd,nkd->nmk", self.coefs, z)
+        return np.concatenate([memories, z[:, None, :, _ANCHOR], np.zeros_like(z[:, None, :, 0])], axis=1)
 
-    def features(self, windows: np.ndarray, p50: np.ndarray) -> np.ndarray:
-        """``[N, K, d]`` regressors of ``[N, window]`` windows and their ``[N, K]`` medians."""
+    def features(self, windows: np.ndarray, p50: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """``[N, K, d]`` regressors of ``[N, window]`` windows, their ``[N, K]`` network medians and
+        ``[N, K]`` periodic-naive forecasts."""
         last = windows[:, -1:]
         unit = np.maximum(windows.mean(axis=1, keepdims=True), 1.0)
         lagged = (windows[:, -1 - self.lags] - last) / unit
         n, k = p50.shape
-        z = np.empty((n, k, 2 + len(self.lags)))
+        z = np.empty((n, k, _LAGGED + len(self.lags)))
         z[:, :, 0] = 1.0
-        z[:, :, 1] = (p50 - last) / unit
-        z[:, :, 2:] = lagged[:, None, :]
+        z[:, :, _GAIN] = (p50 - last) / unit
+        z[:, :, _ANCHOR] = (anchor - last) / unit
+        z[:, :, _LAGGED:] = lagged[:, None, :]
         return z
 
-    def predict(self, windows: np.ndarray, p50: np.ndarray) -> np.ndarray:
-        """The adapted ``[N, K]`` medians of ``[N, window]`` windows and the network's ``[N, K]`` medians."""
+    def anchors(self, values: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """``[N, K]`` periodic-naive forecasts from ``origins`` (indices) of the series ``values``."""
+        return periodic_naive(values, origins, self.steps, self.context)
+
+    def predict(self, windows: np.ndarray, p50: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """The adapted ``[N, K]`` medians of ``[N, window]`` windows, the network's ``[N, K]``
+        medians and the ``[N, K]`` periodic-naive forecasts from the same origins."""
         last = windows[:, -1:]
         unit = np.maximum(windows.mean(axis=1, keepdims=True), 1.0)
-        change = np.einsum("nkd,kd->nk", self.features(windows, p50), self.coef)
+        best = np.argmin(self.errors, axis=0)
+        change = self._candidates(self.features(windows, p50, anchor))[:, best, np.arange(len(best))]
         return np.clip(last + change * unit, windows.min(axis=1, keepdims=True), windows.max(axis=1, keepdims=True))
 
-    def adjust(self, window: np.ndarray, p50: np.ndarray) -> np.ndarray:
-        """``p50`` (``[K]`` watts, the network's median from ``window``) adapted."""
-        w = np.asarray(window, dtype=np.float64)[None, -self.window:]
-        return self.predict(w, np.asarray(p50, dtype=np.float64)[None, :])[0]
+    def adjust(self, history: np.ndarray, p50: np.ndarray) -> np.ndarray:
+        """``p50`` (``[K]`` watts, the network's median from the last ``window`` samples of
+        ``history``) adapted; the periodic anchor reads up to ``context`` samples of ``history``."""
+        h = np.asarray(history, dtype=np.float64)[-self.context:]
+        anchor = self.anchors(h, np.array([len(h) - 1]))
+        return self.predict(h[None, -self.window:], np.asarray(p50, dtype=np.float64)[None, :], anchor)[0]
 
     def learn(self, times: np.ndarray, values: np.ndarray, medians: Callable[[np.ndarray], np.ndarray]) -> int:
         """Learn from the measured series (regular ``step_s`` samples) past where the last call
@@ -131,7 +154,8 @@ class OnlineAdapter:
             return 0
         low = max(self.window - 1, first - max(self.steps))
         windows, _, _ = make_windows(values, self.window, [0], np.arange(low, n))
-        z = self.features(windows, np.asarray(medians(windows), dtype=np.float64))
+        z = self.features(windows, np.asarray(medians(windows), dtype=np.float64),
+                          self.anchors(values, np.arange(low, n)))
         last = windows[:, -1]
         unit = np.maximum(windows.mean(axis=1), 1.0)
         before = self.learned
@@ -147,8 +171,9 @@ class OnlineAdapter:
         measured ``change`` ``[R]`` (window means) and their origin times ``when`` ``[R]``."""
         if len(when) == 0:
             return
-        issued = np.stack([self.issued[t][:, k] if t in self.issued else self.coefs[:, k] @ z[r]
-                           for r, t in enumerate(when)], axis=1)  # [M, R]: what each memory forecast then
+        fresh = self._candidates(z[:, None, :].repeat(len(self.steps), axis=1))[:, :, k]  # [R, C]
+        issued = np.stack([self.issued[t][:, k] if t in self.issued else fresh[r]
+                           for r, t in enumerate(when)], axis=1)  # [C, R]: what each candidate forecast then
         newest = float(when[-1])
         age = max(newest - self.seen[k], 0.0)  # inf at first: nothing to decay
         behind = newest - when  # [R]
@@ -170,20 +195,24 @@ class OnlineAdapter:
 
     def _issue(self, when: np.ndarray, z: np.ndarray) -> None:
         """Each memory's forecast from the origins at ``when`` (regressors ``z``, ``[C, K, d]``)."""
-        for t, forecast in zip(when, np.einsum("mkd,ckd->cmk", self.coefs, z), strict=True):
+        for t, forecast in zip(when, self._candidates(z), strict=True):
             self.issued[float(t)] = forecast
         self.walked = float(when[-1])
 
 
 def adapted_medians(windows: np.ndarray, p50: np.ndarray, actual: np.ndarray, steps: tuple[int, ...],
-                    step_s: float, **options) -> np.ndarray:
+                    step_s: float, anchor: np.ndarray | None = None, **options) -> np.ndarray:
     """Replay :class:`OnlineAdapter` over consecutive forecast origins (one per step), as the
-    operator runs it: ``windows`` ``[N, window]``, ``p50`` and ``actual`` ``[N, K]``; horizon ``k``
-    of origin ``i`` is learned from at origin ``i + steps[k]``. Returns the medians as issued."""
+    operator runs it: ``windows`` ``[N, window]``, ``p50``, ``actual`` and ``anchor`` (the periodic
+    naive's forecasts from the same origins, :meth:`OnlineAdapter.anchors` of the whole series)
+    ``[N, K]``; horizon ``k`` of origin ``i`` is learned from at origin ``i + steps[k]``. Without
+    ``anchor`` the anchor is persistence, which adds nothing. Returns the medians as issued."""
     adapter = OnlineAdapter(windows.shape[1], tuple(s * step_s for s in steps), step_s, **options)
     windows = np.asarray(windows, dtype=np.float64)
     p50 = np.asarray(p50, dtype=np.float64)
-    z = adapter.features(windows, p50)
+    anchor = (np.repeat(windows[:, -1:], p50.shape[1], axis=1) if anchor is None
+              else np.asarray(anchor, dtype=np.float64))
+    z = adapter.features(windows, p50, anchor)
     last = windows[:, -1]
     unit = np.maximum(windows.mean(axis=1), 1.0)
     issued = np.empty_like(p50)
@@ -193,5 +222,5 @@ def adapted_medians(windows: np.ndarray, p50: np.ndarray, actual: np.ndarray, st
                 j = i - s
                 adapter._learn(k, z[j:j + 1, k], np.array([(actual[j, k] - last[j]) / unit[j]]), np.array([j * step_s]))
         adapter._issue(np.array([i * step_s]), z[i:i + 1])
-        issued[i] = adapter.predict(windows[i:i + 1], p50[i:i + 1])[0]
+        issued[i] = adapter.predict(windows[i:i + 1], p50[i:i + 1], anchor[i:i + 1])[0]
     return issued

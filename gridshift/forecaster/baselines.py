@@ -142,3 +142,73 @@ class DLinear(Baseline):
 
 
 BASELINES: tuple[type[Baseline], ...] = (PersistenceBaseline, SeasonalNaive, MovingAverage, DLinear)
+
+
+PERIODIC_CONTEXT_S = 300.0
+PERIODIC_MIN_LAG = 3
+_CHUNK = 2048
+
+
+def autocorrelations(contexts: np.ndarray, max_lag: int, unbiased: bool = False) -> np.ndarray:
+    """``[N, max_lag + 1]`` sample autocorrelations (lag 0 is 1) of ``[N, C]`` contexts, by FFT; a
+    flat context has 0 at every lag > 0. Biased (every lag divided by ``C``, the estimator
+    :func:`estimate_period` uses, which damps long lags and so spurious peaks there) or unbiased
+    (lag ``l`` divided by ``C - l``: an exact repeat ``l`` samples back scores 1 at any lag)."""
+    x = contexts - contexts.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    spectrum = np.fft.rfft(x, n=2 * n, axis=1)
+    acov = np.fft.irfft(np.abs(spectrum) ** 2, n=2 * n, axis=1)[:, :max_lag + 1]
+    if unbiased:
+        acov = acov * (n / (n - np.arange(max_lag + 1)))[None, :]
+    zero = acov[:, :1]
+    return np.divide(acov, zero, out=np.zeros_like(acov), where=zero > 1e-12 * max(float(zero.max()), 1.0))
+
+
+def periods(acf: np.ndarray, max_lag: int, min_lag: int = PERIODIC_MIN_LAG) -> np.ndarray:
+    """``[N]`` period of each row of autocorrelations (0 where none is clear): the lag of the highest
+    peak up to ``max_lag`` after the autocorrelation first turns negative, if that peak is positive
+    (the rule of :func:`estimate_period`, vectorised)."""
+    lags = np.arange(acf.shape[1])
+    negative = (acf < 0) & (lags >= 1)
+    turned = negative.any(axis=1)
+    first = np.maximum(np.where(turned, np.argmax(negative, axis=1), max_lag + 1), min_lag)
+    searchable = (lags[None, :] >= first[:, None]) & (lags[None, :] <= max_lag)
+    peak = np.argmax(np.where(searchable, acf, -np.inf), axis=1)
+    clear = turned & (first < max_lag) & (acf[np.arange(len(acf)), peak] > 0)
+    return np.where(clear, peak, 0)
+
+
+def periodic_naive(values: np.ndarray, origins: np.ndarray, horizon_steps: tuple[int, ...] | list[int],
+                   context: int) -> np.ndarray:
+    """The period-aware seasonal naive, causally at each origin: ``[N, K]`` forecasts of
+    ``values[origin + h]``.
+
+    At each origin the period ``P`` is estimated on the last ``context`` samples (fewer at a
+    series' start), by autocorrelation (:func:`periods`, lags up to half the context). Horizon
+    ``h`` then repeats the sample one whole number of periods back, ``values[t + h - d]`` with
+    ``d = P * ceil(h / P)``, when the context says that sample is the better guess, i.e. its
+    (unbiased) autocorrelation at lag ``d`` exceeds the one at lag ``h`` (under stationarity a
+    predictor ``d`` samples back has mean squared error ``2 var (1 - acf(d))``); otherwise, or with
+    no clear period, it is persistence. No threshold: the rule is the same for every series.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    origins = np.asarray(origins, dtype=np.int64)
+    hs = np.asarray(horizon_steps, dtype=np.int64)
+    out = np.repeat(v[origins][:, None], len(hs), axis=1)
+    for length in np.unique(np.minimum(origins + 1, context)):
+        rows = np.flatnonzero(np.minimum(origins + 1, context) == length)
+        max_lag = int(length) // 2
+        if max_lag <= PERIODIC_MIN_LAG:
+            continue
+        for chunk in np.array_split(rows, max(1, len(rows) // _CHUNK)):
+            t = origins[chunk]
+            ctx = v[t[:, None] + np.arange(-int(length) + 1, 1)[None, :]]
+            top = min(int(length) - 1, max_lag + int(hs.max()))
+            p = periods(autocorrelations(ctx, top), max_lag)
+            acf = autocorrelations(ctx, top, unbiased=True)
+            for k, h in enumerate(hs):
+                d = np.where(p > 0, p * np.ceil(h / np.maximum(p, 1)).astype(np.int64), h)
+                d = np.minimum(d, top)
+                better = (p > 0) & (acf[np.arange(len(t)), d] > acf[np.arange(len(t)), min(int(h), top)])
+                out[chunk, k] = np.where(better, v[t + h - d], out[chunk, k])
+    return out

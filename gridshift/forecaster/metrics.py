@@ -72,3 +72,64 @@ def summarize(y: np.ndarray, yhat: np.ndarray, upper: np.ndarray | None = None,
         "bound_gap_pct_of_mean": pct(float(np.mean(upper - y))) if upper is not None else None,
         "coverage_static": coverage(y, static_upper) if static_upper is not None else None,
     }
+
+
+def onsets(values: np.ndarray, cap: float, debounce: int) -> np.ndarray:
+    """Indices where ``values`` crosses above ``cap`` after at least ``debounce`` samples at or
+    below it (a dip shorter than that belongs to the same peak); the first sample is never one."""
+    above = np.asarray(values) > cap
+    out, last_above = [], -(10**9)
+    for i in np.flatnonzero(above):
+        if i > 0 and not above[i - 1] and i - last_above > debounce:
+            out.append(int(i))
+        last_above = int(i)
+    return np.asarray(out, dtype=np.int64)
+
+
+def alarm_episodes(alarm: np.ndarray, debounce: int) -> list[tuple[int, int]]:
+    """``(first, last)`` index of each run of ``alarm``, runs less than ``debounce`` apart merged."""
+    episodes: list[tuple[int, int]] = []
+    for i in np.flatnonzero(np.asarray(alarm, dtype=bool)):
+        if episodes and i - episodes[-1][1] <= debounce:
+            episodes[-1] = (episodes[-1][0], int(i))
+        else:
+            episodes.append((int(i), int(i)))
+    return episodes
+
+
+def peak_events(values: np.ndarray, alarm: np.ndarray, cap: float, horizon: int, lead: int,
+                debounce: int) -> dict[str, float]:
+    """Counts of a forecast used as a peak detector over consecutive samples ``values`` with the
+    ``alarm`` raised at each (the forecast said the cap would be crossed within ``horizon``
+    samples). An onset (:func:`onsets`) is flagged when an alarm was raised between ``horizon`` and
+    ``lead`` samples before it; its lead is how long before it the earliest alarm within
+    ``horizon`` came (0 if none). An alarm episode is false when no sample crosses the cap from its
+    start to ``horizon`` samples after its end. Sums, so that series pool; see :func:`event_rates`."""
+    values, alarm = np.asarray(values, dtype=np.float64), np.asarray(alarm, dtype=bool)
+    above = values > cap
+    found = onsets(values, cap, debounce)
+    leads = []
+    for i in found:
+        before = np.flatnonzero(alarm[max(0, i - horizon):i])
+        leads.append(0 if len(before) == 0 else i - (max(0, i - horizon) + int(before[0])))
+    flagged = sum(1 for i in found if alarm[max(0, i - horizon):max(0, i - lead + 1)].any())
+    false = sum(1 for first, last in alarm_episodes(alarm, debounce) if not above[first:last + horizon + 1].any())
+    return {"onsets": len(found), "flagged": flagged, "leads": [float(x) for x in leads], "false_alarms": false,
+            "alarm_samples": int(alarm.sum()), "samples": len(values)}
+
+
+def event_rates(counts: list[dict], step_s: float, lead_s: float) -> dict[str, float | int | None]:
+    """Pooled rates of :func:`peak_events` counts: the share of onsets flagged ``lead_s`` or more
+    ahead, the median lead (seconds), false alarms per 10 minutes and the share of time in alarm."""
+    n = sum(c["onsets"] for c in counts)
+    samples = sum(c["samples"] for c in counts)
+    leads = [x for c in counts for x in c["leads"]]
+    minutes = samples * step_s / 60.0
+    return {
+        "onsets": n,
+        "lead_s": lead_s,
+        "flagged_ahead": sum(c["flagged"] for c in counts) / n if n else None,
+        "median_lead_s": float(np.median(leads)) * step_s if leads else None,
+        "false_alarms_per_10min": 10.0 * sum(c["false_alarms"] for c in counts) / minutes if minutes else None,
+        "time_in_alarm": sum(c["alarm_samples"] for c in counts) / samples if samples else None,
+    }

@@ -545,7 +545,7 @@ class PolicyController:
         adapted = ""
         if mem.adapter is not None and mem.adapter.learned and view.forecast_peak_w is not None:
             adapted = (f"; median adapted to this site from {mem.adapter.learned} matured forecasts "
-                       f"(memory {mem.adapter.memory_s.max():.0f} s)")
+                       f"(forecasting with: {', '.join(dict.fromkeys(mem.adapter.choice))})")
             forecast_msg += adapted
         if speculation is not None and view.forecast_peak_w is not None and speculation.allowance_w <= 0:
             forecast_msg += (f"; the battery follows the measured load: it keeps {speculation.kept_wh:.0f} Wh "

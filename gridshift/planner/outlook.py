@@ -81,7 +81,7 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
         return fallback(f"warming up: {len(values)} of {window} samples of history")
     fc = model.predict(values[-window:])
     if adapter is not None:
-        moved = adapter.adjust(values[-window:], fc.p50[0]) - fc.p50[0]  # every level moves with the median
+        moved = adapter.adjust(values, fc.p50[0]) - fc.p50[0]  # every level moves with the median
         fc = replace(fc, p50=fc.p50 + moved, upper=None if fc.upper is None else fc.upper + moved)
     if ceiling_w is not None:
         fc = replace(fc, p50=np.minimum(fc.p50, ceiling_w),

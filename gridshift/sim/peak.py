@@ -302,7 +302,7 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             recent = history[-(setup.horizon_s + 2 * setup.period_s):]
             ctx.tracker.settle(now - np.arange(len(recent))[::-1], recent)
         if ctx.adapter is not None:
-            recent = history[-(window + setup.horizon_s + 2 * setup.period_s):]
+            recent = history[-(ctx.adapter.context + setup.horizon_s + 2 * setup.period_s):]
             learn_from(ctx.adapter, ctx.forecaster, now - np.arange(len(recent))[::-1], recent)
         skill = None
         if ctx.gate is not None:
@@ -311,7 +311,8 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
             skill = ctx.gate.judge(setup.horizon_s)
         paced = pace_battery(ctx.pace, battery, now=now, reserve_fraction=limits.reserve_fraction,
                              pace_s=setup.endurance_s, cap_w=setup.cap_w, trigger_w=setup.trigger_w)
-        view = outlook(ctx.forecaster, history[-max(window, int(LOOKBACK_S)):], now, horizon_s=setup.horizon_s,
+        context = max(window, int(LOOKBACK_S), ctx.adapter.context if ctx.adapter else 0)
+        view = outlook(ctx.forecaster, history[-context:], now, horizon_s=setup.horizon_s,
                        confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
                        workload_confidence=setup.workload_confidence,
                        battery_horizon_s=setup.period_s, battery_margin_w=paced.margin_w if paced else 0.0,
