@@ -12,8 +12,13 @@ from gridshift import __version__
 
 def _cmd_crd(args: argparse.Namespace) -> int:
     from gridshift.api.crd import all_crds, render_yaml
+    from gridshift.api.reference import api_reference
 
     docs = [render_yaml(c) for c in all_crds()]
+    if args.reference:
+        Path(args.reference).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.reference).write_text(api_reference(all_crds()))
+        print(f"wrote {args.reference}")
     if args.write:
         out = Path(args.write)
         out.mkdir(parents=True, exist_ok=True)
@@ -21,7 +26,7 @@ def _cmd_crd(args: argparse.Namespace) -> int:
             path = out / f"{crd['metadata']['name']}.yaml"
             path.write_text(text)
             print(f"wrote {path}")
-    else:
+    elif not args.reference:
         sys.stdout.write("---\n".join(docs))
     return 0
 
@@ -499,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions generated from the API types")
     crd.add_argument("--write", metavar="DIR", help="write one YAML file per CRD into DIR instead of printing")
+    crd.add_argument("--reference", metavar="FILE", help="write the API reference page (Markdown) to FILE")
     crd.set_defaults(func=_cmd_crd)
 
     dev = sub.add_parser("dev", help="developer tools: a local Kubernetes control plane")

@@ -43,6 +43,14 @@ def test_committed_crds_are_generated_from_the_models():
         assert committed == render_yaml(crd), "crds/ is stale: run `gridshift crd --write crds`"
 
 
+def test_committed_api_reference_is_generated_from_the_models():
+    from gridshift.api.reference import api_reference
+
+    committed = (ROOT / "docs" / "reference" / "api.md").read_text()
+    assert committed == api_reference(all_crds()), \
+        "docs/reference/api.md is stale: run `gridshift crd --reference docs/reference/api.md`"
+
+
 def test_crd_schema_is_structural():
     """No construct the API server refuses in a structural schema survives the conversion."""
     forbidden = {"$ref", "$defs", "anyOf", "allOf", "oneOf", "title", "const"}
