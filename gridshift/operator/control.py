@@ -8,14 +8,10 @@ status); the in-process memory only holds the forecast-error history.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -25,14 +21,23 @@ from gridshift.actuators.kubernetes import KubernetesActuator, Outcome, parse_rf
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
-from gridshift.forecaster.runtime import Forecaster, ModelError, Persistence, load_or_persistence
+from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.operator import metrics
 from gridshift.operator.access import AccessResolver
-from gridshift.operator.events import Event, object_ref
+from gridshift.operator.events import Event
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.operator.migrating import MigrationStep
+from gridshift.operator.models import ModelCache
 from gridshift.operator.queries import power_query
-from gridshift.planner import Action, PlanInput, Workload, plan
+from gridshift.operator.status import (
+    RECENT_ACTIONS,
+    action_record,
+    condition,
+    interrupted,
+    report_outcome,
+    shaved_watts,
+)
+from gridshift.planner import Action, PlanInput, plan
 from gridshift.planner.charging import LOOKBACK_S, PeakEnergyTracker, lookback_peak
 from gridshift.planner.ladder import BatteryState, Plan, reserve_limit
 from gridshift.planner.outlook import (
@@ -51,15 +56,9 @@ from gridshift.planner.speculation import ReactiveNeed, Speculation, limit_specu
 from gridshift.telemetry.coverage import Coverage, coverage, per_node_query
 from gridshift.telemetry.prometheus import Access, PrometheusReader, Reading, node_matcher, url_allowed
 
-RECENT_ACTIONS = 20
 log = logging.getLogger(__name__)
 # What an API server or network blip raises from the Kubernetes client besides an ApiException.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (client.ApiException, urllib3.exceptions.HTTPError, OSError)
-
-EVENT_REASONS = {"discharge": "BatteryDischarge", "charge": "BatteryCharge", "idle": "BatteryIdle",
-                 "scaleDown": "ScaleDown", "scaleUp": "ScaleUp", "checkpoint": "CheckpointRequested",
-                 "suspend": "Suspend", "resume": "Resume"}
-
 
 @dataclass
 class PeriodResult:
@@ -95,95 +94,6 @@ def _strand_guard(policy: str, battery: BatteryState | None) -> Action | None:
     return Action("battery", "idle", battery.key, -battery.setpoint_w,
                   f"the battery's device is not ready: setpoint {battery.setpoint_w:.0f} W cleared so that it does "
                   "not resume when the device returns", setpoint_w=0.0)
-
-
-def condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
-               generation: int | None) -> dict[str, Any]:
-    """A metav1.Condition whose lastTransitionTime moves only when its status does."""
-    prior = next((c for c in previous if c.get("type") == type_), None)
-    since = prior["lastTransitionTime"] if prior and prior.get("status") == status else rfc3339(now)
-    cond = {"type": type_, "status": status, "reason": reason, "message": message[:32000],
-            "lastTransitionTime": since}
-    if generation is not None:
-        cond["observedGeneration"] = generation
-    return cond
-
-
-def _report(out: Outcome, dry: bool, now: float) -> tuple[Event, dict[str, Any] | None]:
-    """The Event for one action's outcome, and its status record when it was applied or reported."""
-    a = out.action
-    ok = out.applied or dry
-    reason = ("DryRun" if dry else EVENT_REASONS[a.verb]) if ok else "ActionSkipped"
-    event = Event("Normal" if ok else "Warning", reason,
-                  f"{out.message}: {a.reason} (expected {a.expected_watts:+.0f} W)",
-                  target=None if dry else object_ref(a.target))
-    record = _record(a, dry, now, "Reported" if dry else "Applied") if ok else None
-    return event, record
-
-
-def _record(a: Action, dry: bool, now: float, outcome: str) -> dict[str, Any]:
-    return {"time": rfc3339(now), "rung": a.rung, "verb": a.verb, "target": a.target,
-            "expectedWatts": round(a.expected_watts, 1), "dryRun": dry, "outcome": outcome}
-
-
-def interrupted(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Event]]:
-    """The records an operator left Intended when it stopped mid-period, marked Interrupted, and one
-    Warning Event for each: every action it may have applied is in status and in Events."""
-    out, events = [], []
-    for r in records:
-        if r.get("outcome") == "Intended":
-            r = {**r, "outcome": "Interrupted"}
-            events.append(Event("Warning", "ActionInterrupted",
-                                f"the operator stopped while applying {r['verb']} to {r['target']} at {r['time']}; "
-                                "the object's gridshift.io annotations say whether it was changed"))
-        out.append(r)
-    return out, events
-
-
-def _shaved_watts(changed: list[Workload]) -> float:
-    """Expected watts a policy's current changes keep off: replicas below the recorded original,
-    and suspended Jobs."""
-    total = 0.0
-    for w in changed:
-        if w.is_job:
-            total += w.replicas * w.watts_per_replica if w.suspended else 0.0
-        else:
-            total += ((w.original_replicas or w.replicas) - w.replicas) * w.watts_per_replica
-    return total
-
-
-class ModelCache:
-    """The bundled student, or a model directory shipped in a ConfigMap (``binaryData`` for the ONNX
-    files, ``data`` or ``binaryData`` for model.json), loaded once per ConfigMap version."""
-
-    def __init__(self, api: client.ApiClient):
-        self.core = client.CoreV1Api(api)
-        self.loaded: dict[str, tuple[Forecaster | Persistence, str | None]] = {}
-        self.dir = Path(tempfile.mkdtemp(prefix="gridshift-models-"))
-
-    def get(self, spec: PowerPolicySpec) -> tuple[Forecaster | Persistence, str | None]:
-        ref = spec.forecast.model_config_map
-        if ref is None:
-            if "default" not in self.loaded:
-                self.loaded["default"] = load_or_persistence("default")
-            return self.loaded["default"]
-        try:
-            cm = self.core.read_namespaced_config_map(ref.name, ref.namespace)
-        except client.ApiException as exc:
-            return Persistence(), f"ConfigMap {ref.namespace}/{ref.name}: {exc.reason}"
-        key = f"{ref.namespace}/{ref.name}@{cm.metadata.resource_version}"
-        if key not in self.loaded:
-            target = self.dir / hashlib.sha256(key.encode()).hexdigest()[:16]
-            target.mkdir(parents=True, exist_ok=True)
-            for name, text in (cm.data or {}).items():
-                (target / name).write_text(text)
-            for name, b64 in (cm.binary_data or {}).items():
-                (target / name).write_bytes(base64.b64decode(b64))
-            try:
-                self.loaded[key] = (Forecaster.load(target), None)
-            except ModelError as exc:
-                self.loaded[key] = (Persistence(), f"model in ConfigMap {ref.namespace}/{ref.name}: {exc}")
-        return self.loaded[key]
 
 
 class PolicyController:
@@ -270,9 +180,9 @@ class PolicyController:
             return []
         dry = spec.safety.dry_run or self.force_dry_run
         if not dry:
-            self._journal(name, [*status.get("recentActions", []), _record(action, False, now, "Intended")])
+            self._journal(name, [*status.get("recentActions", []), action_record(action, False, now, "Intended")])
         outcome = KubernetesActuator(self.api, name, dry).apply(action, now)
-        event, record = _report(outcome, dry, now)
+        event, record = report_outcome(outcome, dry, now)
         events.append(event)
         if record is not None:
             status["recentActions"] = [*status.get("recentActions", []), record][-RECENT_ACTIONS:]
@@ -450,7 +360,7 @@ class PolicyController:
         if mem.first_period:  # a new process: what the last one left half done
             records, events = interrupted(records)
         if actions and not dry:  # intent first: a crash between here and the status write loses no record
-            self._journal(name, [*records, *(_record(a, False, now, "Intended") for a in actions)])
+            self._journal(name, [*records, *(action_record(a, False, now, "Intended") for a in actions)])
         outcomes = [actuator.apply(a, now) for a in actions]
         # Measured effect of the previous period's actions: the change in load since then, shared by expected watts.
         if mem.last_load is not None and mem.measure_keys:
@@ -464,7 +374,7 @@ class PolicyController:
         mem.last_load = view.load_w
         for out in outcomes:
             metrics.ACTIONS.labels(name, out.action.rung, out.action.verb, str(dry).lower()).inc()
-            event, record = _report(out, dry, now)
+            event, record = report_outcome(out, dry, now)
             events.append(event)
             if record is not None:
                 records.append(record)
@@ -591,7 +501,7 @@ class PolicyController:
         metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
         ratio = skill.median_ratio if skill is not None else None
         metrics.SKILL.labels(name).set(ratio if ratio is not None else float("nan"))
-        metrics.SHAVED.labels(name).set(_shaved_watts(changed))
+        metrics.SHAVED.labels(name).set(shaved_watts(changed))
         metrics.UNCOVERED.labels(name).set(decided.uncovered_w)
         if spec.storage is not None:
             battery = inventory.battery

@@ -38,7 +38,8 @@ from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.operator import metrics
 from gridshift.operator.access import AccessResolver
-from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController, condition
+from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController
+from gridshift.operator.status import condition
 from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 

@@ -15,8 +15,8 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import rfc3339
 from gridshift.actuators.modbus import BatteryReading, CommandResult, DeviceError, ModbusBattery, tls_context
 from gridshift.api.energystorage import EnergyStorageSpec
-from gridshift.operator.control import condition
 from gridshift.operator.events import Event
+from gridshift.operator.status import condition
 
 
 class InvalidCredentials(DeviceError):

@@ -9,7 +9,7 @@ import pytest
 
 from gridshift.api.powerpolicy import PowerPolicySpec
 from gridshift.forecaster.runtime import Forecaster, Persistence, default_model_dir
-from gridshift.operator.control import ModelCache
+from gridshift.operator.models import ModelCache
 from tests.conftest import Kube
 
 pytestmark = pytest.mark.cluster
