@@ -16,6 +16,7 @@ Shared by ``tests/integration/test_schema_fuzz.py`` (a short run in CI) and ``be
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import uuid
@@ -63,6 +64,7 @@ def kinds() -> dict[str, Kind]:
     }
 
 
+@functools.cache
 def spec_schema(crd: Path) -> dict[str, Any]:
     doc = yaml.safe_load(crd.read_text())
     return doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
@@ -79,6 +81,11 @@ def field_paths(schema: dict[str, Any], prefix: Path_ = ()) -> list[tuple[Path_,
     if isinstance(schema.get("additionalProperties"), dict):
         out += field_paths(schema["additionalProperties"], (*prefix, "fuzz.example/key"))
     return out
+
+
+@functools.cache
+def _fields(crd: Path) -> list[tuple[Path_, dict[str, Any]]]:
+    return field_paths(spec_schema(crd))
 
 
 _ANY = st.one_of(st.none(), st.booleans(), st.integers(-(10**15), 10**15),
@@ -140,7 +147,7 @@ def _set(doc: dict[str, Any], path: Path_, value: Any) -> None:
 def mutated_specs(draw: st.DrawFn, kind: Kind) -> tuple[dict[str, Any], list[str]]:
     """A spec of ``kind`` with 1-3 mutations, and what each mutation did (for the report)."""
     spec = copy.deepcopy(draw(st.sampled_from(kind.bases)))
-    fields = field_paths(spec_schema(kind.crd))
+    fields = _fields(kind.crd)
     done = []
     for _ in range(draw(st.integers(1, 3))):
         path, schema = draw(st.sampled_from(fields))
