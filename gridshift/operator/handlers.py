@@ -140,6 +140,29 @@ def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # for most of a minute after the active replica died.
     settings.peering.lifetime = _state["peering_lifetime_s"]
     controller()
+    threading.Thread(target=_count_policies, name="gridshift-policy-count", daemon=True).start()
+
+
+POLICY_COUNT_INTERVAL_S = 15.0
+
+
+def _count_policies() -> None:
+    """Every replica, active or standby, exports how many PowerPolicies exist (``gridshift_policies``)
+    beside how many it controls: with policies and no replica controlling any, the
+    GridshiftNoActiveReplica alert fires. Outside Kopf, whose handlers a standby pauses."""
+    api = client.CustomObjectsApi(controller().api)
+    while True:
+        try:
+            listed = api.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, limit=500)
+            count = len(listed.get("items", []))
+            while listed.get("metadata", {}).get("continue"):
+                listed = api.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, limit=500,
+                                                        _continue=listed["metadata"]["continue"])
+                count += len(listed.get("items", []))
+            metrics.POLICIES.set(count)
+        except TRANSPORT_ERRORS as exc:
+            logging.getLogger(__name__).warning(f"could not count PowerPolicies: {_why(exc)}")
+        time.sleep(POLICY_COUNT_INTERVAL_S)
 
 
 def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Logger) -> None:
@@ -196,12 +219,14 @@ async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logge
                   **_: Any) -> None:
     """One control period, then wait until the next; exits when the policy is deleted, or when peering
     pauses this replica (a standby then stops exporting the policy's gauges)."""
+    metrics.CONTROLLED.inc()
     try:
         while not stopped:
             started = time.monotonic()
             period = await _in_pool(_control_period, name, body, logger)
             await stopped.wait(max(0.05, period - (time.monotonic() - started)))
     finally:
+        metrics.CONTROLLED.dec()
         metrics.forget(name)
 
 

@@ -16,6 +16,10 @@ BUILD_INFO = Gauge("gridshift_build_info", "Always 1; the running gridshift's ve
                    registry=REGISTRY)
 BUILD_INFO.labels(__version__).set(1)
 
+POLICIES = Gauge("gridshift_policies", "PowerPolicies in the cluster, counted by every replica, active or standby.",
+                 registry=REGISTRY)
+CONTROLLED = Gauge("gridshift_policies_controlled",
+                   "PowerPolicies whose control loop runs in this replica (0 on a standby).", registry=REGISTRY)
 OBSERVED = Gauge("gridshift_observed_watts", "Latest measured power of the governed nodes.", ["policy"],
                  registry=REGISTRY)
 FORECAST = Gauge("gridshift_forecast_watts", "Forecast upper bound over the policy's horizon.", ["policy"],

@@ -5,6 +5,7 @@ reports; Prometheus going away makes the policy hold and say why."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -272,6 +273,12 @@ def test_two_peered_replicas_never_both_act(lab: Lab, site: Site, namespace: str
         time.sleep(5)
         assert f'gridshift_loop_duration_seconds_count{{policy="{name}"}}' in high.metrics()
         assert f'policy="{name}"' not in low.metrics(), "the standby replica ran a control period"
+        # What GridshiftNoActiveReplica reads: the active replica controls the policy, the standby none,
+        # and both count the policies that exist.
+        assert re.search(r"^gridshift_policies_controlled [1-9]", high.metrics(), re.M)
+        assert re.search(r"^gridshift_policies_controlled 0\.0$", low.metrics(), re.M)
+        eventually(lambda: re.search(r"^gridshift_policies [1-9]", low.metrics(), re.M), 45, interval=1.0,
+                   what="the standby to count the policies")
         # The active replica dies: the standby takes the policy over once its keep-alive lapses
         # (--peering-lifetime, 8 s; bench/failover.py times it).
         high.kill()
