@@ -137,9 +137,14 @@ def test_an_invalid_match_labels_key_is_refused_by_the_operator_naming_it():
 
 def test_prometheus_auth_headers_cannot_smuggle_credentials():
     spec = sample_policy()["spec"]
-    spec["telemetry"] = {"auth": {"headers": {"Authorization": "Bearer stolen"}}}
-    with pytest.raises(ValidationError, match="'Authorization' is not allowed"):
+    spec["telemetry"] = {"auth": {"headers": [{"name": "authorization", "value": "Bearer stolen"}]}}
+    with pytest.raises(ValidationError, match="Authorization header comes from secretRef"):
         PowerPolicy.model_validate(policy("auth-header", spec))
-    spec["telemetry"] = {"auth": {"headers": {"X-Scope-OrgID": "tenant-a"}, "insecureSkipVerify": True}}
+    spec["telemetry"] = {"auth": {"headers": [{"name": "X-Scope-OrgID", "value": "a"},
+                                              {"name": "X-Scope-OrgID", "value": "b"}]}}
+    with pytest.raises(ValidationError, match="each name once"):
+        PowerPolicy.model_validate(policy("twice", spec))
+    spec["telemetry"] = {"auth": {"headers": [{"name": "X-Scope-OrgID", "value": "tenant-a"}],
+                                  "insecureSkipVerify": True}}
     parsed = PowerPolicy.model_validate(policy("tenant", spec))
-    assert parsed.spec.telemetry.auth.headers == {"X-Scope-OrgID": "tenant-a"}
+    assert [(h.name, h.value) for h in parsed.spec.telemetry.auth.headers] == [("X-Scope-OrgID", "tenant-a")]

@@ -103,6 +103,14 @@ class EnergyStorageSpec(ApiModel):
             raise ValueError("driver modbus needs spec.modbus")
         return self
 
+    @model_validator(mode="after")
+    def _setpoint_within_ratings(self) -> EnergyStorageSpec:  # the CEL rules above, for the operator's reads
+        if self.setpoint_watts > self.max_discharge_watts:
+            raise ValueError("setpointWatts must not exceed maxDischargeWatts")
+        if -self.setpoint_watts > self.max_charge_watts:
+            raise ValueError("charging (negative setpointWatts) must not exceed maxChargeWatts")
+        return self
+
 
 class LastCommand(ApiModel):
     """What the operator last wrote to the device, and why it was less than asked if it was."""

@@ -223,6 +223,25 @@ class SecretRef(ApiModel):
     name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
 
 
+class HttpHeader(ApiModel):
+    """One extra HTTP header on Prometheus queries."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.name.lowerAscii() != 'authorization'",
+            "the Authorization header comes from secretRef (a token or username and password)", ".name"),
+    ]})
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$",
+                      description="Header name: letters, digits and '-'; not Authorization.")
+    value: str = Field(max_length=1024, description="Header value.")
+
+    @model_validator(mode="after")
+    def _not_authorization(self) -> HttpHeader:
+        if self.name.lower() == "authorization":
+            raise ValueError("the Authorization header comes from secretRef (a token or username and password)")
+        return self
+
+
 class PrometheusAuth(ApiModel):
     """How to reach a secured Prometheus (or Thanos, Mimir, an OpenShift thanos-querier)."""
 
@@ -237,17 +256,18 @@ class PrometheusAuth(ApiModel):
     insecure_skip_verify: bool = Field(
         default=False, description="Do not verify the server's TLS certificate (verification is on by default)."
     )
-    headers: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
-        default_factory=dict, max_length=16,
-        description="Extra HTTP headers on every query, e.g. X-Scope-OrgID for a Mimir or Cortex tenant.",
+    headers: list[HttpHeader] = Field(
+        default_factory=list, max_length=16,
+        description="Extra HTTP headers on every query, e.g. X-Scope-OrgID for a Mimir or Cortex tenant "
+                    "(as a probe's httpHeaders).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
     @model_validator(mode="after")
-    def _header_names(self) -> PrometheusAuth:
-        for name in self.headers:
-            if not re.match(r"^[A-Za-z0-9-]{1,128}$", name) or name.lower() == "authorization":
-                raise ValueError(f"headers: {name!r} is not allowed (letters, digits and '-'; the Authorization "
-                                 "header comes from secretRef)")
+    def _unique_headers(self) -> PrometheusAuth:
+        names = [h.name for h in self.headers]
+        if len(set(names)) < len(names):
+            raise ValueError(f"headers: each name once, got {names}")
         return self
 
 

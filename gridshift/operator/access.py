@@ -26,7 +26,7 @@ class AccessResolver:
     def for_policy(self, spec: PowerPolicySpec, now: float | None = None) -> Access | str:
         """The policy's access, or why it cannot be had (a condition message naming the cause)."""
         auth = spec.telemetry.auth
-        headers = tuple(sorted(auth.headers.items()))
+        headers = tuple(sorted((h.name, h.value) for h in auth.headers))
         if auth.secret_ref is None:
             try:
                 ca = Path(self.ca_file).read_bytes() if self.ca_file else None
