@@ -51,6 +51,8 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("storage-without-ref", _with("storage.energyStorageRef", ...), "spec.storage.energyStorageRef"),
     ("endurance-over-a-day", _with("storage.enduranceSeconds", 90000), "spec.storage.enduranceSeconds"),
     ("confidence-above-one", _with("forecast.confidence", 1.5), "spec.forecast.confidence"),
+    # An integer below a fractional minimum: the OpenAPI check truncates the bound (0 passed 0.5).
+    ("confidence-integer-zero", _with("forecast.confidence", 0), "spec.forecast.confidence"),
     ("horizon-fractional", _with("forecast.horizonSeconds", 2.5), "spec.forecast.horizonSeconds"),
     ("period-zero", _with("safety.periodSeconds", 0), "spec.safety.periodSeconds"),
     ("dry-run-not-bool", _with("safety.dryRun", "yes"), "spec.safety.dryRun"),

@@ -38,6 +38,25 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+def _fractional_bounds(node: dict[str, Any]) -> None:
+    """A CEL rule beside each fractional ``minimum``/``maximum`` of a number: the API server's OpenAPI
+    check compares an integer value with the bound truncated to an integer (0 passed ``minimum:
+    0.5``; seen by bench/schema_fuzz.py), while CEL compares numbers as numbers."""
+    if node.get("type") != "number":
+        return
+    rules = []
+    for bound, op, word in (("minimum", ">", "at least"), ("maximum", "<", "at most")):
+        value = node.get(bound)
+        if isinstance(value, float) and not value.is_integer():
+            exclusive = node.get(f"exclusive{bound[0].upper()}{bound[1:]}") is True
+            if exclusive:
+                word = "more than" if op == ">" else "less than"
+            rule = f"self {op}{'' if exclusive else '='} {value!r}"
+            rules.append({"rule": rule, "message": f"must be {word} {value:g}"})
+    if rules:
+        node["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), *rules]
+
+
 def _structural(node: dict[str, Any]) -> dict[str, Any]:
     """Rewrite one (inlined) JSON Schema node, recursively, into structural OpenAPI v3."""
     node = dict(node)
@@ -58,6 +77,7 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node.get(bound), int | float) and not isinstance(node.get(bound), bool):
             node[flag] = node.pop(bound)
             node[bound] = True
+    _fractional_bounds(node)
     if node.get("additionalProperties") is False:
         node.pop("additionalProperties")
     if isinstance(node.get("additionalProperties"), dict):

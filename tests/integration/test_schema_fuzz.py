@@ -1,6 +1,7 @@
 """Generated PowerPolicy and EnergyStorage documents on the real API server: each is refused naming
-a field, or accepted and read by the operator's models; the two never disagree (tests/schema_fuzz.py;
-``python bench/schema_fuzz.py`` runs a thousand and more)."""
+a field, or accepted and read by the operator's models; the two never disagree, except on the
+checks only the operator can make (``OPERATOR_ONLY``: an IANA time zone), which the models refuse
+naming the field (tests/schema_fuzz.py; ``python bench/schema_fuzz.py`` runs a thousand and more)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,6 @@ def test_the_api_server_and_the_operator_agree_on_generated_documents(kube: Kube
         spec, mutations = case
         seen = verdict(custom, KINDS[kind], spec)
         assert seen.names_a_field, (mutations, seen.server_message)
-        assert seen.agree, (mutations, seen)
+        assert seen.agree or seen.operator_only, (mutations, seen)
 
     check()
