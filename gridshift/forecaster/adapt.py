@@ -21,9 +21,11 @@ decides how much of each to trust.
 
 How fast to forget depends on the site: one job's rhythm changes within minutes, an aggregate of
 hundreds keeps its shape for hours. So it fits one regression per memory (``half_lives_s``: older
-forecasts count ``0.5 ** (age / half_life)``) and forecasts, per horizon, with the one whose recent
-absolute error is lowest (each memory is scored on the forecast it issued at the time, decayed over
-``score_half_life_s``). The forecast stays inside the window's range. Only the median is learned:
+forecasts count ``0.5 ** (age / half_life)``). Beside the memories stand two candidates that forecast
+alone, the periodic naive and persistence, and per horizon it forecasts with the candidate whose
+recent absolute error is lowest (each is scored on the forecast it issued at the time, decayed over
+``score_half_life_s``): on a run where neither the network nor a regression holds, the adapted
+median is soon no worse than the better of those two. The forecast stays inside the window's range. Only the median is learned:
 where it runs, the upper levels move with it (the network's calibrated spread above the adapted
 median), and ``BoundTracker`` tracks that bound's coverage as before.
 
