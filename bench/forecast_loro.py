@@ -114,7 +114,8 @@ def main() -> int:
         report = evaluate([held_out], models, cfg.window, cfg.horizons_s, cfg.step_s, confidence=nominal)
         reports.append(report)
         folds.append({"held_out": files[k].name, "seconds": round(time.monotonic() - t0, 1),
-                      "parameters": result.parameters, "metrics": report["metrics"], "points": report["points"]})
+                      "parameters": result.parameters, "metrics": report["metrics"], "points": report["points"],
+                      "events": report["events"]})
         line = {m: round(v["30"]["mae"]) for m, v in report["metrics"].items() if "@" not in m}
         print(f"fold {k} ({files[k].name}): MAE@30s {line}", flush=True)
     merged = pooled(reports)
