@@ -210,7 +210,9 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"| {name if k == 0 else ''} | {strategy} | {r['energy_above_cap_kwh']:.3f} | "
                        f"{r['worst_overshoot_w']:.0f} | {r['job_delay_gpu_h']:.1f} | "
                        f"{r['inference_shed_replica_h']:.1f} | {r['battery_discharged_kwh']:.1f} |")
-    out += ["", "| scenario | held-out run | kWh > cap: none / reactive / persistence / student / oracle / noise | "
+    ran = [s for s in STRATEGIES if any(s in f["results"] for block in results["scenarios"].values()
+                                        for f in block.get("folds", []))]
+    out += ["", f"| scenario | held-out run | kWh > cap: {' / '.join(ran)} | "
             "job delay GPU-h: reactive / student |", "|---|---|---|---|"]
     for name, block in results["scenarios"].items():
         if "pooled" not in block:

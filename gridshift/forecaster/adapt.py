@@ -25,9 +25,9 @@ forecasts count ``0.5 ** (age / half_life)``). Beside the memories stand two can
 alone, the periodic naive and persistence, and per horizon it forecasts with the candidate whose
 recent absolute error is lowest (each is scored on the forecast it issued at the time, decayed over
 ``score_half_life_s``): on a run where neither the network nor a regression holds, the adapted
-median is soon no worse than the better of those two. The forecast stays inside the window's range. Only the median is learned:
-where it runs, the upper levels move with it (the network's calibrated spread above the adapted
-median), and ``BoundTracker`` tracks that bound's coverage as before.
+median is soon no worse than the better of those two. The forecast stays inside the window's range.
+Only the median is learned: where it runs, the upper levels move with it (the network's calibrated
+spread above the adapted median), and ``BoundTracker`` tracks that bound's coverage as before.
 
 The operator, the simulator and ``gridshift forecast evaluate`` run this one class. It learns from
 every origin of the measured series, one per step, not only from the forecasts the control
