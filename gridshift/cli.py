@@ -164,13 +164,33 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
 
     from gridshift.forecaster.evaluate import evaluate, forecaster_predictors
     from gridshift.forecaster.runtime import Forecaster, ModelError, training_overlap
-    from gridshift.telemetry.traces import TraceError, load_series, trace_files
+    from gridshift.telemetry.traces import TraceError, load_power_trace, trace_files
 
     try:
         model = Forecaster.load(args.model)
         meta = model.meta
         files = trace_files(args.data)
-        series = load_series(files, meta.step_s, args.max_gap, min_length=meta.window + max(meta.horizon_steps) + 1)
+        need = meta.window + max(meta.horizon_steps) + 1
+        series, skipped = [], []
+        for path in files:
+            try:
+                segments = load_power_trace(path).resample(meta.step_s, args.max_gap, 2)
+            except TraceError as exc:
+                if not args.skip_bad_files:
+                    raise
+                skipped.append(str(exc))
+                continue
+            usable = [seg for seg in segments if len(seg.values) >= need]
+            if not usable:
+                longest = max((len(seg.values) for seg in segments), default=0)
+                skipped.append(f"{path}: its longest gap-free stretch is {longest} samples at {meta.step_s:g} s; "
+                               f"evaluating needs {need} (window {meta.window} + longest horizon "
+                               f"{max(meta.horizon_steps)} + 1)")
+            series.extend(usable)
+        for why in skipped:
+            print(f"gridshift: warning: skipped {why}", file=sys.stderr)
+        if not series:
+            raise ValueError("nothing to evaluate: every file was skipped")
         if args.cap is not None and not args.cap > 0:
             raise ValueError(f"--cap must be a positive number of watts, got {args.cap:g}")
         report = evaluate(series, forecaster_predictors(model, args.confidence), meta.window, meta.horizons_s,
@@ -560,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--confidence", type=float, default=0.9, help="upper-bound level scored for coverage")
     ev.add_argument("--cap", type=float, metavar="W", help="cap for the peak-detection scores "
                     "(default: each scored series' 90th percentile)")
+    ev.add_argument("--skip-bad-files", action="store_true",
+                    help="warn about an unreadable trace file (garbage, NUL bytes) and go on with the others "
+                         "(default: stop, naming it)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_forecast_evaluate)
 

@@ -182,6 +182,37 @@ def test_evaluate_cli_names_a_binary_file_and_reads_a_directory(tmp_path: Path, 
     assert json.loads(capsys.readouterr().out)["series"] == 2, "each trace file of the directory, nothing else"
 
 
+def test_evaluate_cli_names_a_short_file_with_its_length_and_needs_no_more_than_it_says(tmp_path: Path, capsys):
+    """window + longest horizon + 1 samples are enough; one fewer is refused naming the file and both lengths."""
+    from gridshift.cli import main
+
+    def trace(name: str, n: int) -> Path:
+        path = tmp_path / name
+        path.write_text("timestamp,value\n" + "\n".join(f"{i},{1000 + 10 * (i % 20)}" for i in range(n)) + "\n")
+        return path
+
+    short, enough = trace("short.csv", 150), trace("enough.csv", 151)  # the bundled model: 120 + 30 + 1
+    assert main(["forecast", "evaluate", "--data", str(short)]) == 1
+    err = capsys.readouterr().err
+    assert f"{short}: its longest gap-free stretch is 150 samples" in err and "needs 151" in err
+    assert main(["forecast", "evaluate", "--data", str(enough), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["series"] == 1
+
+
+def test_evaluate_cli_stops_at_a_garbled_file_or_skips_it_when_asked(tmp_path: Path, capsys):
+    from gridshift.cli import main
+
+    good = tmp_path / "good.csv"
+    good.write_text("timestamp,value\n" + "\n".join(f"{i},{1000 + 10 * (i % 20)}" for i in range(400)) + "\n")
+    garbled = tmp_path / "garbled.csv"
+    garbled.write_text("timestamp,value\n0,1000\n1,1010\n\0\0\0\0garbage\n")
+    assert main(["forecast", "evaluate", "--data", str(garbled), str(good)]) == 1
+    assert str(garbled) in capsys.readouterr().err
+    assert main(["forecast", "evaluate", "--skip-bad-files", "--json", "--data", str(garbled), str(good)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["series"] == 1 and f"skipped {garbled}" in captured.err
+
+
 def test_plot_writes_a_png(tmp_path: Path):
     from gridshift.cli import main
 
