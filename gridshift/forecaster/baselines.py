@@ -60,22 +60,14 @@ class MovingAverage(Baseline):
 
 def estimate_period(values: np.ndarray, max_lag: int, min_lag: int = 3) -> int | None:
     """The lag of the highest autocorrelation peak after the autocorrelation first turns
-    negative (so that short-lag smoothness is not mistaken for a season), or None."""
+    negative (so that short-lag smoothness is not mistaken for a season), or None
+    (:func:`periods` on one series)."""
     v = np.asarray(values, dtype=np.float64)
-    v = v - v.mean()
     max_lag = min(max_lag, len(v) // 2)
-    denom = float(np.dot(v, v))
-    if max_lag <= min_lag or denom == 0:
+    if max_lag <= min_lag:
         return None
-    acf = np.array([np.dot(v[:-lag], v[lag:]) / denom for lag in range(1, max_lag + 1)])
-    negative = np.flatnonzero(acf < 0)
-    if len(negative) == 0:
-        return None
-    first = max(int(negative[0]) + 1, min_lag)  # lag index -> lag
-    if first >= max_lag:
-        return None
-    lag = first + int(np.argmax(acf[first - 1:]))
-    return lag if acf[lag - 1] > 0 else None
+    period = int(periods(autocorrelations(v[None, :], max_lag), max_lag, min_lag)[0])
+    return period or None
 
 
 class SeasonalNaive(Baseline):
@@ -149,25 +141,22 @@ PERIODIC_MIN_LAG = 3
 _CHUNK = 2048
 
 
-def autocorrelations(contexts: np.ndarray, max_lag: int, unbiased: bool = False) -> np.ndarray:
-    """``[N, max_lag + 1]`` sample autocorrelations (lag 0 is 1) of ``[N, C]`` contexts, by FFT; a
-    flat context has 0 at every lag > 0. Biased (every lag divided by ``C``, the estimator
-    :func:`estimate_period` uses, which damps long lags and so spurious peaks there) or unbiased
-    (lag ``l`` divided by ``C - l``: an exact repeat ``l`` samples back scores 1 at any lag)."""
+def autocorrelations(contexts: np.ndarray, max_lag: int) -> np.ndarray:
+    """``[N, max_lag + 1]`` biased sample autocorrelations (lag 0 is 1; every lag divided by ``C``,
+    which damps long lags and so spurious peaks there) of ``[N, C]`` contexts, by FFT; a flat
+    context has 0 at every lag > 0. Times ``C / (C - lag)`` they are the unbiased ones, under which
+    an exact repeat ``lag`` samples back scores 1 at any lag."""
     x = contexts - contexts.mean(axis=1, keepdims=True)
     n = x.shape[1]
     spectrum = np.fft.rfft(x, n=2 * n, axis=1)
     acov = np.fft.irfft(np.abs(spectrum) ** 2, n=2 * n, axis=1)[:, :max_lag + 1]
-    if unbiased:
-        acov = acov * (n / (n - np.arange(max_lag + 1)))[None, :]
     zero = acov[:, :1]
     return np.divide(acov, zero, out=np.zeros_like(acov), where=zero > 1e-12 * max(float(zero.max()), 1.0))
 
 
 def periods(acf: np.ndarray, max_lag: int, min_lag: int = PERIODIC_MIN_LAG) -> np.ndarray:
     """``[N]`` period of each row of autocorrelations (0 where none is clear): the lag of the highest
-    peak up to ``max_lag`` after the autocorrelation first turns negative, if that peak is positive
-    (the rule of :func:`estimate_period`, vectorised)."""
+    peak up to ``max_lag`` after the autocorrelation first turns negative, if that peak is positive."""
     lags = np.arange(acf.shape[1])
     negative = (acf < 0) & (lags >= 1)
     turned = negative.any(axis=1)
@@ -204,8 +193,9 @@ def periodic_naive(values: np.ndarray, origins: np.ndarray, horizon_steps: tuple
             t = origins[chunk]
             ctx = v[t[:, None] + np.arange(-int(length) + 1, 1)[None, :]]
             top = min(int(length) - 1, max_lag + int(hs.max()))
-            p = periods(autocorrelations(ctx, top), max_lag)
-            acf = autocorrelations(ctx, top, unbiased=True)
+            biased = autocorrelations(ctx, top)
+            p = periods(biased, max_lag)
+            acf = biased * (int(length) / (int(length) - np.arange(top + 1)))[None, :]  # unbiased
             for k, h in enumerate(hs):
                 d = np.where(p > 0, p * np.ceil(h / np.maximum(p, 1)).astype(np.int64), h)
                 d = np.minimum(d, top)
