@@ -164,29 +164,16 @@ def _cmd_forecast_evaluate(args: argparse.Namespace) -> int:
 
     from gridshift.forecaster.evaluate import evaluate, forecaster_predictors
     from gridshift.forecaster.runtime import Forecaster, ModelError, training_overlap
-    from gridshift.telemetry.traces import TraceError, load_power_trace, trace_files
+    from gridshift.telemetry.traces import TraceError, load_series_reporting, trace_files
 
     try:
         model = Forecaster.load(args.model)
         meta = model.meta
         files = trace_files(args.data)
-        need = meta.window + max(meta.horizon_steps) + 1
-        series, skipped = [], []
-        for path in files:
-            try:
-                segments = load_power_trace(path).resample(meta.step_s, args.max_gap, 2)
-            except TraceError as exc:
-                if not args.skip_bad_files:
-                    raise
-                skipped.append(str(exc))
-                continue
-            usable = [seg for seg in segments if len(seg.values) >= need]
-            if not usable:
-                longest = max((len(seg.values) for seg in segments), default=0)
-                skipped.append(f"{path}: its longest gap-free stretch is {longest} samples at {meta.step_s:g} s; "
-                               f"evaluating needs {need} (window {meta.window} + longest horizon "
-                               f"{max(meta.horizon_steps)} + 1)")
-            series.extend(usable)
+        horizon = max(meta.horizon_steps)
+        series, skipped = load_series_reporting(
+            files, meta.step_s, args.max_gap, meta.window + horizon + 1, args.skip_bad_files,
+            needed_for=f"evaluating with a {meta.window}-sample window and a {horizon}-step horizon")
         for why in skipped:
             print(f"gridshift: warning: skipped {why}", file=sys.stderr)
         if not series:

@@ -272,12 +272,35 @@ def _load_power_trace(path: Path) -> Samples:
 
 def load_series(paths: list[str | Path], step: float = 1.0, max_gap_s: float = 5.0,
                 min_length: int = 2) -> list[Series]:
-    """Every gap-free segment of every file's node-total power, resampled to ``step`` (a directory
-    stands for the trace files in it)."""
+    """Every gap-free segment of at least ``min_length`` samples of every file's node-total power,
+    resampled to ``step`` (a directory stands for the trace files in it)."""
+    return load_series_reporting(paths, step, max_gap_s, min_length)[0]
+
+
+def load_series_reporting(paths: list[str | Path], step: float = 1.0, max_gap_s: float = 5.0,
+                          min_length: int = 2, skip_bad_files: bool = False,
+                          needed_for: str = "a series") -> tuple[list[Series], list[str]]:
+    """:func:`load_series`, and why each file that gave nothing was skipped: a file with no segment
+    of ``min_length`` samples is named with its longest (and what ``needed_for`` them); an
+    unreadable one raises its :class:`TraceError`, or with ``skip_bad_files`` is skipped with that
+    error's text."""
     out: list[Series] = []
+    skipped: list[str] = []
     for path in trace_files(paths):
-        out.extend(load_power_trace(path).resample(step, max_gap_s, min_length))
-    return out
+        try:
+            segments = load_power_trace(path).resample(step, max_gap_s, 2)
+        except TraceError as exc:
+            if not skip_bad_files:
+                raise
+            skipped.append(str(exc))
+            continue
+        usable = [seg for seg in segments if len(seg.values) >= min_length]
+        if not usable:
+            longest = max((len(seg.values) for seg in segments), default=0)
+            skipped.append(f"{path}: its longest gap-free stretch is {longest} samples at {step:g} s; "
+                           f"{needed_for} needs {min_length}")
+        out.extend(usable)
+    return out, skipped
 
 
 def load_gpu_series(paths: list[str | Path], step: float = 1.0, max_gap_s: float = 5.0,
