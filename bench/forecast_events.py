@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import write_json
 from crossval import DATA, SHORT, fold_model, runs
+from forecast_loro import pooled as pooled_metrics
 
 from gridshift.forecaster.evaluate import evaluate, forecaster_predictors
 from gridshift.forecaster.metrics import event_rates
@@ -40,14 +41,12 @@ def score(model: Forecaster, files: list[Path], cap: float | None) -> dict:
 
 
 def pooled(reports: list[dict]) -> dict:
-    points = sum(r["points"] for r in reports)
-    hs = list(reports[0]["metrics"]["student"])
-    mae = {name: {h: sum(r["metrics"][name][h]["mae"] * r["points"] for r in reports) / points for h in hs}
-           for name in SHOWN}
+    merged = pooled_metrics(reports)
+    mae = {name: {h: block["mae"] for h, block in merged[name].items()} for name in SHOWN}
     lead = 10.0
     events = {name: event_rates([c for r in reports for c in r["event_counts"][name]], reports[0]["step_s"], lead)
               for name in SHOWN}
-    return {"points": points, "mae": mae, "events": events}
+    return {"points": sum(r["points"] for r in reports), "mae": mae, "events": events}
 
 
 def show(title: str, result: dict) -> None:
