@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
-from gridshift.planner.charging import ChargeRule
-from gridshift.planner.outlook import Outlook, rise_quantile
+from gridshift.planner.charging import ChargeRule, rise_quantile
+from gridshift.planner.outlook import Outlook
 from gridshift.planner.skill import SkillGate, pinball
 from gridshift.planner.speculation import ReactiveNeed, limit_speculation, speculation_budget
 from gridshift.sim.noise import NoiseForecaster

@@ -45,6 +45,13 @@ def test_the_margin_grows_from_none_at_the_endurance_to_all_of_it_when_empty() -
     assert not pacing(10, 0, cap, trigger).paced, "enduranceSeconds 0 turns pacing off"
 
 
+def test_a_paced_battery_is_credited_with_what_it_sustains_for_the_pace() -> None:
+    cap, trigger = 100_000.0, 95_000.0
+    assert pacing(math.inf, 7200, cap, trigger, 24_000).credit_w is None, "not paced: its whole headroom counts"
+    assert pacing(3600, 7200, cap, trigger, 24_000).credit_w == pytest.approx(12_000), "24 kWh over 2 h"
+    assert pacing(0, 7200, cap, trigger, 0.0).credit_w == 0.0
+
+
 def test_a_paced_battery_never_plans_below_the_median_or_the_load() -> None:
     assert paced_peak(110_000, 96_000, 90_000, 5_000) == 105_000
     assert paced_peak(110_000, 108_000, 90_000, 5_000) == 108_000, "the median stays under the trigger"

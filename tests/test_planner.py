@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridshift.planner import BatteryState, PlanInput, PlanLimits, Workload, plan
-from gridshift.planner.charging import ChargeRule, PeakEnergyTracker, charge_target, recent_peak
+from gridshift.planner.charging import LOOKBACK_S, ChargeRule, PeakEnergyTracker, charge_ceiling, charge_target
 from gridshift.planner.ladder import battery_available_w, restore_allowance_w
 from gridshift.planner.tariff import PeakWindow, is_peak, seconds_of_day
 
@@ -288,6 +289,27 @@ def test_the_battery_covers_the_whole_shortfall_while_a_checkpoint_is_in_flight(
     assert [a.verb for a in needed.actions] == ["discharge", "suspend"], "15 kW more: the last 10 kW, then the job"
 
 
+def test_a_battery_that_would_not_last_hands_its_sustained_excess_to_the_workloads() -> None:
+    """A battery covering a sustained excess exactly (the grid at the trigger, nothing to shave) drains
+    to its reserve and lets the later peaks through. Paced, it counts for the workloads only with what
+    it sustains for its endurance; they take over the rest while it still has energy for the spikes."""
+    jobs = (_job("low", 1, 6_000, priority=0), _job("high", 1, 6_000, priority=5))
+    battery = BatteryState("ess", 0.5, 40_000, 40_000, setpoint_w=20_000, managed_by=POLICY)
+    steady = PlanInput(POLICY, NOW, trigger_w=100_000, expected_peak_w=120_000, ladder=("battery", "suspend"),
+                       workloads=jobs, battery=battery, measured_w=120_000)
+    assert plan(steady).actions == (), "unpaced, a battery holding the grid at the trigger needs no help"
+    paced = plan(replace(steady, battery_credit_w=12_000))
+    assert paced.mode == "shave"
+    assert [(a.verb, a.target) for a in paced.actions] == [("checkpoint", "Job/ns/low"), ("checkpoint", "Job/ns/high")]
+    assert "would not last" in paced.actions[0].reason and "12.0 kW" in paced.actions[0].reason
+    enough = plan(replace(steady, battery_credit_w=20_000))
+    assert enough.actions == (), "a battery that sustains its discharge keeps it"
+    spike = plan(replace(steady, expected_peak_w=125_000, battery_credit_w=12_000))
+    assert (spike.actions[0].verb, spike.actions[0].setpoint_w) == ("discharge", 25_000), \
+        "the battery still answers the spike at once; the workloads shed what it cannot sustain"
+    assert [a.target for a in spike.actions[1:]] == ["Job/ns/low", "Job/ns/high"]
+
+
 def test_battery_is_never_discharged_below_its_reserve() -> None:
     battery = BatteryState("ess", soc_fraction=0.2, capacity_wh=100_000, max_discharge_w=50_000, setpoint_w=30_000,
                            managed_by=POLICY)
@@ -443,7 +465,21 @@ def test_the_target_holds_the_largest_recent_peak_above_the_reserve() -> None:
     assert charge_target(0.2, None, 1_000, ceiling=0.95) == 0.95, "nothing seen yet: be ready for anything"
     tracker.observe(5_000.0, 5_000, 10_000)
     assert tracker.largest_wh() is None, "forgotten after the window"
-    assert recent_peak([9.0, 1.0, 2.0, float("nan"), 3.0], step_s=1.0, span_s=3.0) == 3.0
+
+
+def test_a_charge_fits_under_the_load_plus_the_largest_rise_a_period_held_in_the_lookback() -> None:
+    """A job that steps from 6 to 9 kW once a minute: a charge leaves room for the 3 kW step (it stops
+    at the next period once the grid reaches the trigger), not for the 9 kW of the whole lookback."""
+    n = int(LOOKBACK_S)
+    steps = np.where(np.arange(n) % 60 < 20, 9_000.0, 6_000.0)
+    steps[-10:] = 6_000.0
+    assert charge_ceiling(steps, 1.0, 5.0) == pytest.approx(9_000.0), "6 kW now plus the 3 kW step"
+    flat = np.full(n, 6_000.0)
+    flat[:30] = 12_000.0  # a surge that fell: it rose before the lookback started
+    assert charge_ceiling(flat, 1.0, 5.0) == pytest.approx(6_000.0)
+    short = np.array([9.0, 1.0, 2.0, np.nan, 3.0])
+    assert charge_ceiling(short, 1.0, 5.0) == 9.0, "less history than the lookback: the highest load measured"
+    assert charge_ceiling(np.array([np.nan]), 1.0, 5.0) == 0.0
 
 
 def test_tariff_windows_wrap_midnight_follow_days_and_time_zones() -> None:

@@ -421,8 +421,9 @@ class Storage(ApiModel):
         description="How long the energy above the reserve should last at the battery's mean discharge of the last "
                     "30 minutes. While it would run out sooner, the battery stops spending on unlikely spikes: its "
                     "upper bound may rise from the trigger toward capWatts in proportion (all the way with no energy "
-                    "left), the median forecast always stays under the trigger, so the battery lasts through a long "
-                    "peak instead of reaching the reserve halfway. 0 turns pacing off.",
+                    "left), the median forecast always stays under the trigger, and the workload rungs take over "
+                    "what it discharges beyond what its energy sustains for enduranceSeconds, so the battery lasts "
+                    "through a long peak instead of reaching the reserve halfway. 0 turns pacing off.",
     )
 
     @model_validator(mode="after")

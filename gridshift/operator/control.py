@@ -38,7 +38,7 @@ from gridshift.operator.status import (
     shaved_watts,
 )
 from gridshift.planner import Action, PlanInput, plan
-from gridshift.planner.charging import LOOKBACK_S, PeakEnergyTracker, lookback_peak
+from gridshift.planner.charging import LOOKBACK_S, PeakEnergyTracker, charge_ceiling
 from gridshift.planner.ladder import BatteryState, Plan, reserve_limit
 from gridshift.planner.outlook import (
     ErrorTracker,
@@ -286,9 +286,9 @@ class PolicyController:
                                              spec.safety.period_seconds)
             view = limit_speculation(view, speculation)
         mem.peaks.observe(float(times[-1]), view.load_w, spec.budget.effective_trigger_watts)
-        mem.recent_peak_w = lookback_peak(series.values, step)
+        mem.recent_peak_w = charge_ceiling(series.values, step, spec.safety.period_seconds)
 
-        result = self._act(name, spec, status, now, inventory, view, mem)
+        result = self._act(name, spec, status, now, inventory, view, mem, paced)
         result.events[:0] = recovered
         self._migrate(name, spec, status, now, inventory, reader, mem, result)
         self._explain(name, spec, status, generation, now, inventory, view, error, result, mem, paced, skill,
@@ -337,7 +337,7 @@ class PolicyController:
                             trigger_w=spec.budget.effective_trigger_watts)
 
     def _act(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
-             view: Outlook, mem: _Memory) -> PeriodResult:
+             view: Outlook, mem: _Memory, paced: Pacing | None) -> PeriodResult:
         safety = spec.safety
         limits = plan_limits(spec)
         ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
@@ -350,6 +350,7 @@ class PolicyController:
             battery=inventory.battery, limits=limits, horizon_s=spec.forecast.horizon_seconds,
             period_s=safety.period_seconds, ramp_since=parse_rfc3339(status.get("lastChangeTime")), charge=charge,
             measured_w=view.load_w, recent_peak_w=mem.recent_peak_w,
+            battery_credit_w=paced.credit_w if paced is not None else None,
         ))
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)

@@ -2,8 +2,9 @@
 to put it back.
 
 The battery is charged only off-peak, only into headroom below the restore threshold that both the
-forecast and the load measured over the last ``LOOKBACK_S`` leave (restored workloads come first; a
-charge is optional load, so it does not bet on a forecast dip), never faster than its charge
+forecast and the load now plus the largest rise within a period seen over the last ``LOOKBACK_S``
+leave (``charge_ceiling``; restored workloads come first; a charge is optional load, so it does not
+bet on a forecast dip), never faster than its charge
 rating (or the policy's limit), and not for ``dwell_s`` after it last discharged, which keeps it
 from cycling on a load that hovers around the threshold. The other way round the cap wins: a
 forecast peak, or measured grid power (load plus the charge) at the trigger, stops a charge at once
@@ -21,11 +22,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 PEAK_MARGIN = 1.25
-# A charge is load for minutes, so it must fit under the highest load measured over a span that holds
-# several of a training job's checkpoint and evaluation cycles, not just the forecast horizon: a job's
-# periodic rise the forecast missed then cannot meet a charge at the cap. (Restores are held back by
-# the measured grid power instead: a ten-minute peak would keep them out long after a surge ended.)
+# A charge must leave room for the largest rise within a period that the load showed over a span that
+# holds several of a training job's checkpoint and evaluation cycles, not just the forecast horizon: a
+# job's periodic rise the forecast missed then cannot meet a charge at the cap before the charge stops.
+# (Restores are held back by the measured grid power instead.)
 LOOKBACK_S = 600.0
 
 
@@ -51,18 +54,32 @@ def dwell_marks(previous_w: float, new_w: float) -> tuple[bool, bool]:
     return previous_w < 0 or new_w < 0, previous_w > 0 or new_w > 0
 
 
-def recent_peak(values: Sequence[float], step_s: float, span_s: float) -> float:
-    """The highest finite value over the last ``span_s`` seconds of a series at ``step_s``."""
-    n = max(1, math.ceil(span_s / step_s))
-    tail = [v for v in values[-n:] if math.isfinite(v)]
-    return max(tail) if tail else 0.0
+def charge_ceiling(values: Sequence[float] | np.ndarray, step_s: float, period_s: float) -> float:
+    """What a charge must fit under (``PlanInput.recent_peak_w``): the load now plus the largest rise
+    within a period and a sample that the load showed over the last ``LOOKBACK_S``. A charge stops
+    at the next period once measured grid power reaches the trigger, so it only has to leave room
+    for what the load can do before then; the highest load of the whole lookback kept every charge
+    out of a busy site's troughs, and its battery, never refilled, ran out before the evening peaks.
+    With less history than the lookback holds, the highest load measured."""
+    span = max(1, math.ceil((period_s + step_s) / step_s))
+    n = max(1, math.ceil(LOOKBACK_S / step_s))
+    tail = np.asarray(values[-n:], dtype=float)
+    tail = tail[np.isfinite(tail)]
+    if len(tail) == 0:
+        return 0.0
+    if len(tail) < n:
+        return float(tail.max())
+    return float(tail[-1]) + rise_quantile(tail, span, 1.0)
 
 
-def lookback_peak(values: Sequence[float], step_s: float) -> float:
-    """The highest load over the last ``LOOKBACK_S`` (or the history there is), what a charge must
-    fit under. A rise the history has not shown yet can still meet a charge; the planner stops it
-    at the next period, when measured grid power reaches the trigger."""
-    return recent_peak(values, step_s, LOOKBACK_S)
+def rise_quantile(values: np.ndarray, span: int, level: float, min_origins: int = 30) -> float:
+    """The ``level`` quantile, over every origin of ``values``, of how far the highest of the next
+    ``span`` samples rose above the origin's (0 with fewer than ``min_origins`` origins)."""
+    arr = np.asarray(values, dtype=float)
+    if span < 1 or len(arr) < span + min_origins:
+        return 0.0
+    ahead = np.lib.stride_tricks.sliding_window_view(arr[1:], span).max(axis=1)
+    return max(0.0, float(np.quantile(ahead - arr[:len(ahead)], level)))
 
 
 def hours_to_charge(soc: float, target: float, usable_wh: float, watts: float) -> float:

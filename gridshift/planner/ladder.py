@@ -121,7 +121,11 @@ class PlanInput:
     workload_peak_w: float | None = None  # what scaleDown and suspend plan against (None: expected_peak_w)
     battery_peak_w: float | None = None   # what the battery's setpoint plans against (None: expected_peak_w)
     measured_w: float | None = None       # the governed load measured now (None: unknown)
-    recent_peak_w: float = 0.0            # highest load measured over the lookback: a charge fits under it
+    recent_peak_w: float = 0.0            # what a charge must fit under (planner.charging.charge_ceiling)
+    # What the workload rungs may count on the battery for (None: its headroom). A battery that would not
+    # last (planner.pacing) is credited with what it can sustain only, so a sustained excess goes to the
+    # workloads while the battery still has energy for the spikes they cannot answer in time.
+    battery_credit_w: float | None = None
 
 
 @dataclass(frozen=True)
@@ -238,11 +242,18 @@ def plan(inp: PlanInput) -> Plan:
     threshold = inp.trigger_w * (1.0 - inp.limits.hysteresis)
     # The battery is set again next period: its setpoint follows the bound up to then, never above the whole one.
     near_offset = 0.0 if inp.battery_peak_w is None else max(0.0, inp.expected_peak_w - inp.battery_peak_w)
-    if need > 0:
-        # The workload rungs see the shortfall of their own forecast; never more than the battery's.
-        workload_need = need if inp.workload_peak_w is None else min(
-            need, need - (inp.expected_peak_w - inp.workload_peak_w))
-        uncovered = _shave(inp, battery, need, workload_need, near_offset, budget)
+    # The workload rungs see the shortfall of their own forecast, never more than the battery's, plus
+    # what the battery discharges beyond what it can sustain (battery_credit_w).
+    workload_need = need if inp.workload_peak_w is None else min(
+        need, need - (inp.expected_peak_w - inp.workload_peak_w))
+    why = f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}"
+    if inp.battery_credit_w is not None and discharging_now(battery) > inp.battery_credit_w:
+        workload_need += discharging_now(battery) - inp.battery_credit_w
+        if need <= 0:
+            why = (f"battery discharge {_kw(discharging_now(battery))} would not last: it sustains "
+                   f"{_kw(inp.battery_credit_w)} for its endurance")
+    if need > 0 or workload_need > 0:
+        uncovered = _shave(inp, battery, need, workload_need, near_offset, budget, why)
         if uncovered > 0:
             notes.append(f"ladder exhausted: {_kw(uncovered)} of the forecast peak not covered")
         return Plan("shave", grid_peak, need, tuple(budget.actions), uncovered_w=uncovered, notes=tuple(notes))
@@ -276,15 +287,16 @@ def _lower_discharge(battery: BatteryState, delta: float, why: str) -> Action:
 
 
 def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workload_shortfall: float,
-           near_offset: float, budget: _Budget) -> float:
+           near_offset: float, budget: _Budget, why: str) -> float:
     """Walk the ladder until the shortfall is covered: the battery against ``shortfall`` (the
     bound), the workload rungs against ``workload_shortfall``. Returns what stays uncovered of the
     bound. The battery's setpoint follows the bound up to the next period (``near_offset`` watts
     below the whole one), but its headroom counts against the whole bound: it is re-armed within a
     period when the later peak comes. Checkpoints already asked for count on the suspend rung: a
     confirmed one (or one past its deadline with onTimeout=suspend) is suspended while it is still
-    needed; one in flight counts as on its way, so no second job is asked for the same watts."""
-    why = f"forecast grid peak exceeds trigger {_kw(inp.trigger_w)}"
+    needed; one in flight counts as on its way, so no second job is asked for the same watts. A
+    battery paced by its endurance (``PlanInput.battery_credit_w``) counts for the workloads only
+    with what it sustains: they take over what it discharges beyond that."""
     covered = 0.0
     for rung in inp.ladder:
         if budget.left <= 0:
@@ -300,7 +312,9 @@ def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workl
                                   setpoint_w=battery.setpoint_w + delta))
             elif near < 0 and covered <= 0:
                 _trim(inp, battery, -near, budget)
-            covered += max(0.0, min(shortfall - covered, headroom))
+            credit = headroom if inp.battery_credit_w is None else min(
+                headroom, max(0.0, inp.battery_credit_w - discharging_now(battery)))
+            covered += max(0.0, min(shortfall - covered, credit))
         elif rung == "scaleDown":
             candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
                           and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]

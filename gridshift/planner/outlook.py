@@ -14,6 +14,7 @@ import numpy as np
 from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
+from gridshift.planner.charging import rise_quantile
 from gridshift.planner.pacing import paced_peak
 from gridshift.planner.skill import SkillGate
 
@@ -126,16 +127,6 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
 def step_s(model: Forecaster | Persistence) -> float:
     """Seconds between the samples ``model`` takes."""
     return model.step_s if isinstance(model, Persistence) else model.meta.step_s
-
-
-def rise_quantile(values: np.ndarray, span: int, level: float, min_origins: int = 30) -> float:
-    """The ``level`` quantile, over every origin of ``values``, of how far the highest of the next
-    ``span`` samples rose above the origin's (0 with fewer than ``min_origins`` origins)."""
-    arr = np.asarray(values, dtype=float)
-    if span < 1 or len(arr) < span + min_origins:
-        return 0.0
-    ahead = np.lib.stride_tricks.sliding_window_view(arr[1:], span).max(axis=1)
-    return max(0.0, float(np.quantile(ahead - arr[:len(ahead)], level)))
 
 
 def _persistence(values: np.ndarray, step: float, horizon_s: float, battery_horizon_s: float | None,

@@ -53,24 +53,33 @@ def endurance_s(soc_fraction: float, usable_wh: float, reserve_fraction: float, 
 
 @dataclass(frozen=True)
 class Pacing:
-    """What pacing decided this period: the battery's endurance, and the watts of the cap margin
-    its bound may use (0: it plans against the trigger)."""
+    """What pacing decided this period: the battery's endurance, the watts of the cap margin its
+    bound may use (0: it plans against the trigger), and the discharge it could hold for the whole
+    pace (what the workload rungs may count on while it is paced)."""
 
     endurance_s: float
     margin_w: float
+    sustain_w: float = math.inf
 
     @property
     def paced(self) -> bool:
         return self.margin_w > 0
 
+    @property
+    def credit_w(self) -> float | None:
+        """What the workload rungs may count on the battery for (``PlanInput.battery_credit_w``):
+        what it sustains over the pace while paced, its headroom (None) otherwise."""
+        return self.sustain_w if self.paced else None
 
-def pacing(endurance: float, pace_s: float, cap_w: float, trigger_w: float) -> Pacing:
+
+def pacing(endurance: float, pace_s: float, cap_w: float, trigger_w: float, above_wh: float = math.inf) -> Pacing:
     """The share of the margin ``cap_w - trigger_w`` the battery's bound may use: none at
-    ``pace_s`` of endurance or more (or when ``pace_s`` is 0: pacing off), all of it at none."""
+    ``pace_s`` of endurance or more (or when ``pace_s`` is 0: pacing off), all of it at none.
+    ``above_wh``: the energy above the reserve, which sets what the battery sustains over ``pace_s``."""
     margin = max(0.0, cap_w - trigger_w)
     if pace_s <= 0 or not endurance < pace_s:
         return Pacing(endurance, 0.0)
-    return Pacing(endurance, margin * (1.0 - max(0.0, endurance) / pace_s))
+    return Pacing(endurance, margin * (1.0 - max(0.0, endurance) / pace_s), above_wh * 3600.0 / pace_s)
 
 
 def paced_peak(bound_w: float, median_w: float, load_w: float, margin_w: float) -> float:
@@ -86,5 +95,6 @@ def pace_battery(pace: DischargePace, battery: BatteryState | None, *, now: floa
     if battery is None:
         return None
     pace.observe(now, battery.setpoint_w)
+    above_wh = max(0.0, battery.soc_fraction - reserve_fraction) * battery.usable_wh
     left = endurance_s(battery.soc_fraction, battery.usable_wh, reserve_fraction, pace.mean_w)
-    return pacing(left, pace_s, cap_w, trigger_w)
+    return pacing(left, pace_s, cap_w, trigger_w, above_wh)

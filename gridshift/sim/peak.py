@@ -36,7 +36,14 @@ from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
-from gridshift.planner.charging import LOOKBACK_S, ChargeRule, PeakEnergyTracker, charge_target, dwell_marks
+from gridshift.planner.charging import (
+    LOOKBACK_S,
+    ChargeRule,
+    PeakEnergyTracker,
+    charge_ceiling,
+    charge_target,
+    dwell_marks,
+)
 from gridshift.planner.outlook import bound_tracker, learn_from, online_adapter, outlook, skill_gate
 from gridshift.planner.pacing import DischargePace, pace_battery
 from gridshift.planner.skill import SkillGate
@@ -92,6 +99,8 @@ class Setup:
     # matured skill is below persistence's, and keep back the battery energy reactive control would need.
     skill_gate: bool = True
     budget_speculation: bool = True
+    # A paced battery counts for the workload rungs only with what it sustains (planner.pacing).
+    pace_workloads: bool = True
 
     def plan_limits(self) -> PlanLimits:
         if self.limits is not None:
@@ -292,6 +301,7 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
                                   period_s=setup.period_s, ramp_since=ctx.last_change))
             out.extend(shed.actions)
         return tuple(out)
+    credit = None
     if strategy == "oracle":
         ahead = cluster.fork().advance(setup.horizon_s + 1)
         expected, workload_peak = float(ahead.max()), None
@@ -320,6 +330,8 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
                        distrust_reason=skill.reason if skill is not None else "")
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
+        if setup.pace_workloads and paced is not None:
+            credit = paced.credit_w
         if setup.budget_speculation:
             recent = history[-(setup.period_s + 1):]
             ctx.need.observe(now - np.arange(len(recent))[::-1], recent, setup.trigger_w)
@@ -341,5 +353,6 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
                              battery=battery, limits=limits, horizon_s=setup.horizon_s, period_s=setup.period_s,
                              ramp_since=ctx.last_change, charge=charge, workload_peak_w=workload_peak,
                              battery_peak_w=battery_peak, measured_w=measured,
-                             recent_peak_w=float(history[-int(LOOKBACK_S):].max())))
+                             recent_peak_w=charge_ceiling(history, 1.0, setup.period_s),
+                             battery_credit_w=credit))
     return decided.actions
