@@ -30,6 +30,7 @@ import hashlib
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +91,38 @@ def _site(name: str, trace: str | None, trace_dir: str, hours: float, draw: int)
     return scn, scn.site(scn.job_traces(Path(trace_dir)), seconds=int(hours * 3600))
 
 
-def _run(task: tuple[str, str | None, str, float, str, str | None, float, int]) -> dict[str, Any]:
+def setup_overrides(pairs: list[str]) -> dict[str, bool | float]:
+    """``--setup KEY=VALUE`` pairs: fields of ``gridshift.sim.peak.Setup`` to override in every run
+    (an ablation: ``pace_workloads=false``, ``budget_speculation=false``, ``endurance_s=0``)."""
+    from dataclasses import fields
+
+    from gridshift.sim.peak import Setup
+
+    known = {f.name: f.type for f in fields(Setup)}
+    out: dict[str, bool | float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"crossval: --setup {pair!r}: expected KEY=VALUE, KEY one of {', '.join(sorted(known))}")
+        if str(known[key]).startswith("bool"):
+            if value.lower() not in ("true", "false"):
+                raise SystemExit(f"crossval: --setup {key}: expected true or false, got {value!r}")
+            out[key] = value.lower() == "true"
+        else:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise SystemExit(f"crossval: --setup {key}: expected a number, got {value!r}") from None
+    return out
+
+
+def _run(task: tuple[str, str | None, str, float, str, str | None, float, int, dict[str, Any]]) -> dict[str, Any]:
     """One strategy on one fold's site (in a worker process)."""
     from gridshift.forecaster.runtime import Forecaster
     from gridshift.sim.noise import NoiseForecaster
     from gridshift.sim.peak import simulate
 
-    name, trace, trace_dir, hours, strategy, model_dir, cap, draw = task
+    name, trace, trace_dir, hours, strategy, model_dir, cap, draw, overrides = task
     scn, site = _site(name, trace, trace_dir, hours, draw)
     model = None
     if strategy == "student":
@@ -104,7 +130,8 @@ def _run(task: tuple[str, str | None, str, float, str, str | None, float, int]) 
     elif strategy == "noise":
         model = NoiseForecaster(seed=scn.file.seed)
     started = time.monotonic()
-    result = simulate(site, scn.setup(cap), "student" if strategy == "noise" else strategy, model=model)
+    setup = replace(scn.setup(cap), **overrides)
+    result = simulate(site, setup, "student" if strategy == "noise" else strategy, model=model)
     out = result.summary()
     out["strategy"] = strategy
     out["wall_s"] = round(time.monotonic() - started, 1)
@@ -241,7 +268,11 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("out/crossval/models"))
     parser.add_argument("--json")
     parser.add_argument("--markdown", help="also write the README's tables to this file")
+    parser.add_argument("--setup", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of gridshift.sim.peak.Setup in every run, e.g. pace_workloads=false "
+                             "(an ablation; repeatable)")
     args = parser.parse_args()
+    overrides = setup_overrides(args.setup)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     started = time.monotonic()
@@ -250,7 +281,7 @@ def main() -> int:
     folds = args.folds if args.folds else list(range(len(full)))
     strategies = ["none", *[s for s in args.strategies if s != "none"]]
     results: dict[str, Any] = {"hours": args.hours, "draws": args.draws, "recipe": {**RECIPE, "distill": args.distill},
-                               "folds": [], "scenarios": {}}
+                               "setup": overrides, "folds": [], "scenarios": {}}
     models: dict[int, Path] = {}
     for k in folds:
         held = full[k]
@@ -268,7 +299,7 @@ def main() -> int:
             for k, trace, model_dir in fold_list:
                 t0 = time.monotonic()
                 caps = [cap_of(name, trace, str(args.trace_dir), args.hours, d) for d in range(args.draws)]
-                tasks = [(name, trace, str(args.trace_dir), args.hours, s, model_dir, caps[d], d)
+                tasks = [(name, trace, str(args.trace_dir), args.hours, s, model_dir, caps[d], d, overrides)
                          for d in range(args.draws) for s in strategies]
                 done = list(pool_.map(_run, tasks))
                 draws = [{r["strategy"]: r for r in done[d * len(strategies):(d + 1) * len(strategies)]}
