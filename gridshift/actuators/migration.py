@@ -83,7 +83,7 @@ class JobMigrator:
             refusal = "protected"
         elif (claimed := managed_elsewhere(notes, self.policy)) is not None:
             refusal = claimed
-        elif ann.in_flight(record):
+        elif record is not None and ann.in_flight(record):
             refusal = f"already moving to {record.get('to')} ({record.get('phase')})"
         elif job.spec.suspend:
             refusal = "suspended"

@@ -196,12 +196,12 @@ class ModbusBattery:
             self.scale[name] = int(ctl[name])  # type: ignore[arg-type]
         self.wcha_max = wcha_max
         return BatteryReading(
-            soc_fraction=soc / 100.0, soh_fraction=soh / 100.0, power_w=float(bat.get("W") or 0.0),  # type: ignore[arg-type]
-            charge_state=sunspec.CHARGE_STATES.get(int(bat.get("ChaSt") or 0), "unknown"),  # type: ignore[arg-type]
+            soc_fraction=soc / 100.0, soh_fraction=soh / 100.0, power_w=float(bat.get("W") or 0.0),
+            charge_state=sunspec.CHARGE_STATES.get(int(bat.get("ChaSt") or 0), "unknown"),
             capacity_wh=capacity, max_charge_w=min(max_charge, wcha_max), max_discharge_w=max_discharge,
             reserve_min_fraction=rsv_min / 100.0, reserve_max_fraction=rsv_max / 100.0,
-            commanded_w=sunspec.commanded_watts(int(ctl.get("StorCtl_Mod") or 0), float(ctl.get("OutWRte") or 0.0),  # type: ignore[arg-type]
-                                                float(ctl.get("InWRte") or 0.0), wcha_max),  # type: ignore[arg-type]
+            commanded_w=sunspec.commanded_watts(int(ctl.get("StorCtl_Mod") or 0), float(ctl.get("OutWRte") or 0.0),
+                                                float(ctl.get("InWRte") or 0.0), wcha_max),
             revert_s=float(ctl.get("InOutWRte_RvrtTms") or 0.0), device=self.device)
 
     # -- commands -----------------------------------------------------------------------------------------------------

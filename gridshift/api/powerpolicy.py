@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 API_GROUP = "gridshift.io"
 API_VERSION = "v1alpha1"
@@ -22,14 +23,14 @@ KIND = "PowerPolicy"
 PLURAL = "powerpolicies"
 
 Rung = Literal["battery", "scaleDown", "suspend", "migrate"]
-DEFAULT_LADDER: list[str] = ["battery", "scaleDown", "suspend"]
+DEFAULT_LADDER: list[Rung] = ["battery", "scaleDown", "suspend"]
 
 _NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict:
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     """One entry of ``x-kubernetes-validations``."""
-    entry = {"rule": rule, "message": message}
+    entry: JsonDict = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
@@ -173,11 +174,11 @@ class TelemetryQueries(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(f"!has(self.{field}) || self.{field}.contains('$selector')", f"{field} must contain $selector "
+                *(cel(f"!has(self.{field}) || self.{field}.contains('$selector')", f"{field} must contain $selector "
                     "(the governed nodes' label matcher)", f".{field}")
-                for field in ("gpuPower", "nodePower", "pduPower")
-            ] + [cel("!has(self.podPower) || self.podPower == '' || self.podPower.contains('$selector')",
-                     "podPower must contain $selector (the governed nodes' label matcher) or be empty", ".podPower")]
+                  for field in ("gpuPower", "nodePower", "pduPower")),
+                cel("!has(self.podPower) || self.podPower == '' || self.podPower.contains('$selector')",
+                    "podPower must contain $selector (the governed nodes' label matcher) or be empty", ".podPower")]
         }
     )
 
@@ -435,6 +436,7 @@ class Storage(ApiModel):
 
 
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+EVERY_DAY: tuple[Day, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class PeakWindow(ApiModel):
@@ -448,7 +450,7 @@ class PeakWindow(ApiModel):
         description="End, HH:MM[:SS] (exclusive); before start wraps past midnight.",
     )
     days: list[Day] = Field(
-        default_factory=lambda: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        default_factory=lambda: list(EVERY_DAY),
         min_length=1,
         max_length=7,
         description="Days the window starts on.",

@@ -51,7 +51,7 @@ class MovingAverage(Baseline):
             for m in (c for c in self.candidates if c <= self.window):
                 pred = np.repeat(x[:, -m:].mean(axis=1, keepdims=True), y.shape[1], axis=1)
                 scores[m] = mae(y, pred)
-            self.m = min(scores, key=scores.get)
+            self.m = min(scores, key=lambda m: scores[m])
         return self
 
     def predict(self, windows: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -98,7 +100,7 @@ def alarm_episodes(alarm: np.ndarray, debounce: int) -> list[tuple[int, int]]:
 
 
 def peak_events(values: np.ndarray, alarm: np.ndarray, cap: float, horizon: int, lead: int,
-                debounce: int) -> dict[str, float]:
+                debounce: int) -> dict[str, Any]:
     """Counts of a forecast used as a peak detector over consecutive samples ``values`` with the
     ``alarm`` raised at each (the forecast said the cap would be crossed within ``horizon``
     samples). An onset (:func:`onsets`) is flagged when an alarm was raised between ``horizon`` and

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kopf
 from kubernetes import client, config
@@ -39,6 +39,7 @@ from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolic
 from gridshift.operator import metrics
 from gridshift.operator.access import AccessResolver
 from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController
+from gridshift.operator.events import Event
 from gridshift.operator.status import condition
 from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
@@ -165,7 +166,7 @@ def _count_policies() -> None:
         time.sleep(POLICY_COUNT_INTERVAL_S)
 
 
-def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Logger) -> None:
+def _write(name: str, body: kopf.Body, result: PeriodResult, logger: kopf.Logger) -> None:
     api = client.CustomObjectsApi(controller().api)
     try:
         api.patch_cluster_custom_object_status(API_GROUP, API_VERSION, PLURAL, name, {"status": result.status})
@@ -174,15 +175,15 @@ def _write(name: str, body: kopf.Body, result: PeriodResult, logger: logging.Log
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if event.target is not None:
-            kopf.event(event.target, type=event.type, reason=event.reason, message=f"PowerPolicy {name}: "
-                       f"{event.message}")
+            kopf.event(cast(kopf.Body, event.target), type=event.type, reason=event.reason,
+                       message=f"PowerPolicy {name}: {event.message}")
 
 
 def _why(exc: BaseException) -> str:
     return f"{exc.status} {exc.reason}" if isinstance(exc, client.ApiException) else f"{type(exc).__name__}: {exc}"
 
 
-def _control_period(name: str, body: kopf.Body, logger: logging.Logger) -> float:
+def _control_period(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
     """One control period of ``name`` (in the period pool); returns the seconds until the next."""
     uid = body.get("metadata", {}).get("uid", name)
     period = 15.0
@@ -215,7 +216,7 @@ def _control_period(name: str, body: kopf.Body, logger: logging.Logger) -> float
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0, initial_delay=_settle)
-async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
+async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger,
                   **_: Any) -> None:
     """One control period, then wait until the next; exits when the policy is deleted, or when peering
     pauses this replica (a standby then stops exporting the policy's gauges)."""
@@ -231,7 +232,7 @@ async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logge
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
-def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
+def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, **_: Any) -> None:
     """Give back everything the deleted policy changed: original replicas, resumed Jobs, moves in flight
     rolled back, idle battery."""
     uid = meta.get("uid", name)
@@ -242,7 +243,7 @@ def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: logging.Logger,
         _locks.pop(uid, None)
 
 
-def _release(name: str, spec: kopf.Spec, logger: logging.Logger) -> None:
+def _release(name: str, spec: kopf.Spec, logger: kopf.Logger) -> None:
     ctl = controller()
     try:
         parsed = PowerPolicySpec.model_validate(dict(spec))
@@ -277,7 +278,7 @@ def _drives(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("driver") == "modbus"
 
 
-def _battery_poll(name: str, body: kopf.Body, logger: logging.Logger) -> float:
+def _battery_poll(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
     """One poll of a Modbus EnergyStorage (in the period pool); returns the seconds until the next."""
     poll = 5.0
     try:
@@ -285,7 +286,7 @@ def _battery_poll(name: str, body: kopf.Body, logger: logging.Logger) -> float:
     except ValidationError as exc:
         fields, ready = _invalid(exc, body)
         status: dict[str, Any] = {"conditions": [ready]}
-        events = []
+        events: list[Event] = []
         logger.error(f"invalid spec: {fields}")
     else:
         assert spec.modbus is not None
@@ -307,7 +308,7 @@ def _battery_poll(name: str, body: kopf.Body, logger: logging.Logger) -> float:
 
 
 @kopf.daemon(API_GROUP, API_VERSION, es.PLURAL, when=_drives, cancellation_timeout=10.0, initial_delay=_settle)
-async def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger,
+async def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger,
                         **_: Any) -> None:
     """An EnergyStorage with driver modbus: poll the device, apply the setpoint with its revert timeout,
     report the device's state. On exit (deleted, driver changed, operator stopping) the battery idles."""

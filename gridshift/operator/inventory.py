@@ -14,6 +14,7 @@ from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, LabelSelector, PowerPolicySpec
 from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
 from gridshift.planner import BatteryState, Workload
+from gridshift.planner.ladder import Kind
 
 
 def selector_string(sel: LabelSelector) -> str:
@@ -140,7 +141,7 @@ class InventoryReader:
                 "minReplicas", 1)
 
         selector = selector_string(spec.workloads.selector)
-        objects: list[tuple[str, dict[str, Any]]] = [
+        objects: list[tuple[Kind, dict[str, Any]]] = [
             *(("Deployment", d) for d in list_items(self.apps.list_deployment_for_all_namespaces,
                                                     label_selector=selector)),
             *(("StatefulSet", d) for d in list_items(self.apps.list_stateful_set_for_all_namespaces,

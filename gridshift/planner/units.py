@@ -3,7 +3,9 @@ every parser raises :class:`UnitError` saying what it got and what it accepts.""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 
 _NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
 
@@ -12,7 +14,7 @@ class UnitError(ValueError):
     """A quantity could not be read."""
 
 
-def _parse(text: str, units: dict[str, float], what: str) -> float:
+def _parse(text: str, units: Mapping[str, float], what: str) -> float:
     match = re.fullmatch(_NUMBER + r"([A-Za-z/]*)\s*", str(text))
     if not match:
         raise UnitError(f"{what}: cannot read {text!r}; write a number and a unit, e.g. {_example(units)}")
@@ -22,7 +24,7 @@ def _parse(text: str, units: dict[str, float], what: str) -> float:
     return value * units[unit]
 
 
-def _example(units: dict[str, float]) -> str:
+def _example(units: Mapping[str, float]) -> str:
     return next(f"10{u}" for u in units if u)
 
 
@@ -49,7 +51,7 @@ def parse_duration(text: str, what: str = "duration") -> float:
     """Seconds from ``90s``, ``15min``, ``3h``, ``1d``; a combination like ``1h30min`` too."""
     parts = re.findall(r"([0-9]*\.?[0-9]+)\s*([a-z]+)", str(text))
     if len(parts) > 1 and re.fullmatch(r"(?:\s*[0-9]*\.?[0-9]+\s*[a-z]+)+\s*", str(text)):
-        total = sum(_parse(f"{value}{unit}", DURATION, what) for value, unit in parts)
+        total = math.fsum(_parse(f"{value}{unit}", DURATION, what) for value, unit in parts)
     else:
         total = _parse(text, DURATION, what)
     return _positive(total, text, what)

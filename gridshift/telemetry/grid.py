@@ -29,7 +29,7 @@ class GenerationMix:
 
     @property
     def total(self) -> np.ndarray:
-        return sum(self.by_fuel[f] for f in FUELS)
+        return np.sum([self.by_fuel[f] for f in FUELS], axis=0)
 
 
 def load_eia930(path: str | Path) -> GenerationMix:

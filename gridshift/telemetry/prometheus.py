@@ -78,7 +78,7 @@ class PrometheusReader:
         access = access or Access()
         session = requests.Session()
         self._files = tempfile.TemporaryDirectory(prefix="gridshift-prometheus-")  # PEM for requests, mode 0700
-        session.verify = self._pem("ca.crt", access.ca_pem) or access.verify
+        session.verify = self._pem("ca.crt", access.ca_pem) if access.ca_pem else access.verify
         if access.client_cert_pem and access.client_key_pem:
             session.cert = (self._pem("tls.crt", access.client_cert_pem), self._pem("tls.key", access.client_key_pem))
         headers = dict(access.headers)
@@ -87,9 +87,7 @@ class PrometheusReader:
         self.client = PrometheusConnect(url=url, timeout=timeout_s, session=session, headers=headers or None,
                                         auth=access.basic)
 
-    def _pem(self, name: str, data: bytes | None) -> str | None:
-        if not data:
-            return None
+    def _pem(self, name: str, data: bytes) -> str:
         path = Path(self._files.name) / name
         path.write_bytes(data)
         path.chmod(0o600)
