@@ -21,15 +21,28 @@ assuming no new action, which is also how the oracle sees the future (on a :meth
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 
 from gridshift.planner.ladder import Action, Workload
 
-QUEUED, RUNNING, SUSPENDED, RESUMING, DONE = 0, 1, 2, 3, 4
+
+class JobState(IntEnum):
+    """Where a job stands; ``Cluster.state`` holds one per job (as int8)."""
+
+    QUEUED = 0      # arrived, waiting for free nodes
+    RUNNING = 1
+    SUSPENDED = 2   # holds its nodes, idle
+    RESUMING = 3    # holds its nodes, reloading until resume_at
+    DONE = 4
+
+
+QUEUED, RUNNING, SUSPENDED, RESUMING, DONE = JobState
 JOB_NAMESPACE = "batch"
 SERVICE_NAMESPACE = "inference"
 _NEVER = 1 << 40
@@ -194,21 +207,15 @@ class Cluster:
 
     # ---- the clock --------------------------------------------------------------------------
 
+    # What never changes after __init__: shared by forks, every other field is copied.
+    _SHARED = frozenset({"site", "start_time", "policy", "_order", "_nodes", "_work", "_base", "_len", "_offset",
+                         "_wpr", "_keys", "_svc_keys"})
+
     def fork(self) -> Cluster:
         """An independent copy of the state that shares the site (traces are never copied)."""
         other = object.__new__(Cluster)
-        other.__dict__.update(self.__dict__)
-        for name in ("state", "progress", "saved", "resume_at", "ckpt_asked", "ckpt_done", "last_action", "managed"):
-            setattr(other, name, getattr(self, name).copy())
-        other.queue = list(self.queue)
-        other.held = list(self.held)
-        other.replicas = list(self.replicas)
-        other.serving = list(self.serving)
-        other.changes = [list(c) for c in self.changes]
-        other.svc_original = list(self.svc_original)
-        other.svc_last_action = list(self.svc_last_action)
-        other._cache = dict(self._cache)
-        other.acct = replace(self.acct)
+        for name, value in self.__dict__.items():
+            other.__dict__[name] = value if name in self._SHARED else copy.deepcopy(value)
         return other
 
     def schedule(self) -> None:
