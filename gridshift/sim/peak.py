@@ -36,6 +36,7 @@ from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence
 from gridshift.planner import Action, BatteryState, PlanInput, PlanLimits, plan
+from gridshift.planner.admission import admission_headroom, admit
 from gridshift.planner.charging import (
     LOOKBACK_S,
     ChargeRule,
@@ -101,6 +102,10 @@ class Setup:
     budget_speculation: bool = True
     # A paced battery counts for the workload rungs only with what it sustains (planner.pacing).
     pace_workloads: bool = True
+    # Admission (planner.admission): the planner's strategies hold new jobs at the door while the site
+    # has no room for them, for at most max_wait_s. Off: jobs start as soon as nodes are free.
+    admission: bool = False
+    max_wait_s: float = 900.0
 
     def plan_limits(self) -> PlanLimits:
         if self.limits is not None:
@@ -129,6 +134,7 @@ class Result:
     job_delay_gpu_h: float = 0.0
     work_lost_gpu_h: float = 0.0
     inference_shed_replica_h: float = 0.0
+    admission_wait_gpu_h: float = 0.0  # part of job_delay_gpu_h: jobs held at the door with nodes free
     jobs_completed: int = 0
     checkpoints: int = 0
     suspensions: int = 0
@@ -195,6 +201,7 @@ def simulate(site: SiteModel | Sequence[float] | np.ndarray, setup: Setup, strat
         site = SiteModel.of_load(site)
     n = site.seconds
     cluster = Cluster(site, setup.start_time)
+    cluster.gating = setup.admission and strategy in ("persistence", "student", "oracle")
     bat = _BatteryRun(setup.battery)
     limits = setup.plan_limits()
     # The operator's views: the student, or persistence, its fallback when a model cannot be used.
@@ -263,7 +270,8 @@ def _result(strategy: str, setup: Setup, load: np.ndarray, grid: np.ndarray, bat
         battery_cycles=p.discharged_ac_wh / p.capacity_wh if p else 0.0, actions=actions,
         final_soc=p.soc_fraction if p else 0.0, soc_min=soc_min,
         job_delay_gpu_h=acct.job_delay_gpu_h, work_lost_gpu_h=acct.lost_gpu_s / 3600.0,
-        inference_shed_replica_h=acct.shed_replica_s / 3600.0, jobs_completed=acct.jobs_completed,
+        inference_shed_replica_h=acct.shed_replica_s / 3600.0, admission_wait_gpu_h=acct.gated_gpu_s / 3600.0,
+        jobs_completed=acct.jobs_completed,
         checkpoints=acct.checkpoints, suspensions=acct.suspensions, grid_w=grid, battery_w=battery_w, load_w=load)
 
 
@@ -355,4 +363,9 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
                              battery_peak_w=battery_peak, measured_w=measured,
                              recent_peak_w=charge_ceiling(history, 1.0, setup.period_s),
                              battery_credit_w=credit))
+    if cluster.gating:
+        # gridshift's own load this period (restores, a charge, less discharge) comes before new work.
+        own = -sum(a.expected_watts for a in decided.actions if a.expected_watts < 0)
+        room = admission_headroom(setup.trigger_w, limits.hysteresis, expected, own)
+        cluster.admit(admit(cluster.gated(), room, setup.max_wait_s).admitted)
     return decided.actions

@@ -29,6 +29,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from gridshift.planner.admission import Gated
 from gridshift.planner.ladder import Action, Workload
 
 
@@ -154,13 +155,14 @@ class Accounting:
     postponed_gpu_s: float = 0.0   # GPUs held idle by a suspension or a reload
     lost_gpu_s: float = 0.0        # work since the last checkpoint, redone after a suspension
     shed_replica_s: float = 0.0    # inference replicas not serving below their natural count
+    gated_gpu_s: float = 0.0       # GPUs of jobs held at the door (admission) while their nodes were free
     jobs_completed: int = 0
     checkpoints: int = 0
     suspensions: int = 0
 
     @property
     def job_delay_gpu_h(self) -> float:
-        return (self.postponed_gpu_s + self.lost_gpu_s) / 3600.0
+        return (self.postponed_gpu_s + self.lost_gpu_s + self.gated_gpu_s) / 3600.0
 
 
 class Cluster:
@@ -187,6 +189,9 @@ class Cluster:
         self.last_action = np.full(n, -1, dtype=np.int64)
         self.managed = np.zeros(n, dtype=bool)
         self.held: list[int] = []                 # jobs holding nodes: running, suspended or resuming
+        self.gating = False                       # admission: a queued job starts only once admitted
+        self.admitted: set[int] = set()
+        self.gated_since = np.full(n, -1, dtype=np.int64)  # when a job first fitted free nodes but was held
         bank = site.bank
         self._nodes = np.array([j.nodes for j in jobs], dtype=np.int64)
         self._work = np.array([j.work_s for j in jobs], dtype=np.int64)
@@ -219,7 +224,8 @@ class Cluster:
         return other
 
     def schedule(self) -> None:
-        """Queue the jobs that have arrived; start queued ones first-fit in arrival order."""
+        """Queue the jobs that have arrived; start queued ones first-fit in arrival order (with
+        ``gating``, only admitted ones: the others that fit are held at the door)."""
         jobs = self.site.jobs
         while self._next < len(self._order) and jobs[self._order[self._next]].arrival_s <= self.now:
             self.queue.append(self._order[self._next])
@@ -228,7 +234,11 @@ class Cluster:
             return
         waiting = []
         for k in self.queue:
-            if jobs[k].nodes <= self.free:
+            if jobs[k].nodes <= self.free and self.gating and k not in self.admitted and not jobs[k].protected:
+                if self.gated_since[k] < 0:
+                    self.gated_since[k] = self.now
+                waiting.append(k)
+            elif jobs[k].nodes <= self.free:
                 self.free -= jobs[k].nodes
                 self.state[k] = RUNNING
                 self.held.append(k)
@@ -244,6 +254,9 @@ class Cluster:
         n = max(0, min(seconds, site.seconds - self.now))
         i = self.now
         self.schedule()
+        if self.gating:
+            held_nodes = sum(site.jobs[k].nodes for k in self._at_the_door())
+            self.acct.gated_gpu_s += float(held_nodes * site.gpus_per_node * n)
         load = np.full(n, site.nodes * site.idle_node_w)
         if site.background_w is not None:
             load += site.background_w[i:i + n]
@@ -253,6 +266,27 @@ class Cluster:
             self._service_power(load, k, i, n)
         self.now = i + n
         return load
+
+    def gated(self) -> list[Gated]:
+        """The jobs held at the door now (they fit the free nodes but are not admitted), with the
+        power they will draw: their trace's mean above idle on every node."""
+        jobs = self.site.jobs
+        return [Gated(f"Job/{JOB_NAMESPACE}/{jobs[k].name}", jobs[k].nodes * self._wpr[k], jobs[k].priority,
+                      float(self.now - self.gated_since[k])) for k in self._at_the_door()]
+
+    def _at_the_door(self) -> list[int]:
+        """Queued jobs held by the gate: not admitted, and first-fit on the free nodes."""
+        free, out = self.free, []
+        for k in self.queue:
+            nodes = self.site.jobs[k].nodes
+            if self.gated_since[k] >= 0 and k not in self.admitted and nodes <= free:
+                out.append(k)
+                free -= nodes
+        return out
+
+    def admit(self, keys: Sequence[str]) -> None:
+        """Let these gated jobs start (at the next schedule)."""
+        self.admitted.update(self._keys[key] for key in keys)
 
     def _jobs_power(self, load: np.ndarray, i: int, n: int) -> None:
         idx = np.array(self.held, dtype=np.int64)
