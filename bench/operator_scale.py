@@ -1,17 +1,19 @@
-"""Benchmark the operator at fleet scale: control-period time and operator memory for one
-PowerPolicy over many kwok GPU nodes and workloads.
+"""Benchmark the operator at fleet scale: control-period time and operator memory for one or more
+PowerPolicies over many kwok GPU nodes and workloads.
 
-    python bench/operator_scale.py                       # 1,000 nodes, 2,000 workloads
-    python bench/operator_scale.py --nodes 200 --workloads 400 --periods 5 --json out/operator_scale.json
+    python bench/operator_scale.py                       # 1,000 nodes, 2,000 workloads, one policy
+    python bench/operator_scale.py --nodes 250 --workloads 500 --policies 10 --json out/operator_scale.json
 
 It starts its own local control plane with the nodes, creates the workloads (three quarters
 1-GPU inference Deployments, one quarter 4-GPU training Jobs) and waits for their pods, runs the
-telemetry twin and a real Prometheus (5 s scrape), then the operator as its own process with one
-dry-run policy whose trigger sits below the load, so every period plans over the whole inventory.
+telemetry twin and a real Prometheus (5 s scrape), then the operator as its own process with
+``--policies`` dry-run policies over the same nodes and workloads, each with its trigger below the
+load, so every period of every policy plans over the whole inventory.
 Figures printed (and written as JSON):
 - setup: seconds to register nodes, to create workloads, to get every pod Running;
-- loop: mean and max of `gridshift_loop_duration_seconds` over the measured periods (one period's
-  telemetry, inventory, forecast, plan and dry-run actuation, without the status write);
+- loop: mean, p50, p95 and max of the periods' `gridshift_loop_duration_seconds` over every
+  policy's measured periods (one period's telemetry, inventory, forecast, plan and dry-run
+  actuation, without the status write), read period by period from the operator's metrics;
 - memory: the operator process's peak (VmHWM) and current RSS in MiB.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import re
 import sys
 import tempfile
@@ -46,17 +49,24 @@ def _loop_stats(text: str, name: str) -> tuple[int, float]:
     return (int(float(count.group(1))) if count else 0), (float(total.group(1)) if total else 0.0)
 
 
+def _quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--workloads", type=int, default=2000)
-    parser.add_argument("--periods", type=int, default=10, help="control periods to measure (default 10)")
+    parser.add_argument("--periods", type=int, default=10, help="control periods to measure per policy (default 10)")
+    parser.add_argument("--policies", type=int, default=1, help="dry-run policies over the same fleet (default 1)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
-    if args.nodes < 1 or args.workloads < 4 or args.periods < 1:
-        parser.error("--nodes >= 1, --workloads >= 4 and --periods >= 1")
+    if args.nodes < 1 or args.workloads < 4 or args.periods < 1 or args.policies < 1:
+        parser.error("--nodes >= 1, --workloads >= 4, --periods >= 1 and --policies >= 1")
 
-    result: dict[str, object] = {"nodes": args.nodes, "workloads": args.workloads}
+    result: dict[str, object] = {"nodes": args.nodes, "workloads": args.workloads, "policies": args.policies}
     with tempfile.TemporaryDirectory(prefix="gridshift-scale-") as tmp:
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:  # everything started is stopped, last first
@@ -92,34 +102,46 @@ def main() -> int:
             stack.callback(prom.stop)
             operator = OperatorProcess(cluster.kubeconfig, prom.url, Path(tmp) / "operator.log").start()
             stack.callback(operator.stop)
-            name = "scale"
-            doc = policy(name, SITE, NAMESPACE, prom.url, cap=1e6, trigger=1e5, dry_run=True, period=5,
-                         maxActionsPerPeriod=100)
-            doc["spec"]["telemetry"]["staleAfterSeconds"] = 30
-            client.CustomObjectsApi(api).create_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies",
-                                                                      doc)
-            # Wait for the first period that saw telemetry, then measure the next ones.
+            names = [f"scale-{k}" for k in range(args.policies)]
+            for name in names:
+                doc = policy(name, SITE, NAMESPACE, prom.url, cap=1e6, trigger=1e5, dry_run=True, period=5,
+                             maxActionsPerPeriod=100)
+                doc["spec"]["telemetry"]["staleAfterSeconds"] = 30
+                client.CustomObjectsApi(api).create_cluster_custom_object("gridshift.io", "v1alpha1",
+                                                                          "powerpolicies", doc)
+            # Wait for every policy's first period that saw telemetry, then measure the next ones, one
+            # by one: the count and sum of the histogram read every half second (a period that ends
+            # between two reads with another is measured as their mean).
             deadline = time.monotonic() + 300
-            while _loop_stats(operator.metrics(), name)[0] < 2 and time.monotonic() < deadline:
+            while (min(_loop_stats(operator.metrics(), n)[0] for n in names) < 2
+                   and time.monotonic() < deadline):
                 time.sleep(1)
-            first_count, first_sum = _loop_stats(operator.metrics(), name)
-            samples: list[float] = []
-            while len(samples) < args.periods and time.monotonic() < deadline + 600:
-                time.sleep(1)
-                count, total = _loop_stats(operator.metrics(), name)
-                if count > first_count:
-                    samples.append((total - first_sum) / (count - first_count))
-                    first_count, first_sum = count, total
+            text = operator.metrics()
+            last = {n: _loop_stats(text, n) for n in names}
+            samples: dict[str, list[float]] = {n: [] for n in names}
+            while (min(len(s) for s in samples.values()) < args.periods
+                   and time.monotonic() < deadline + 600 + 30 * args.periods):
+                time.sleep(0.5)
+                text = operator.metrics()
+                for n in names:
+                    count, total = _loop_stats(text, n)
+                    if count > last[n][0]:
+                        mean = (total - last[n][1]) / (count - last[n][0])
+                        samples[n].extend([mean] * (count - last[n][0]))
+                        last[n] = (count, total)
+            periods = [v for s in samples.values() for v in s]
             assert operator.proc is not None
             result.update({
-                "loop_mean_s": round(sum(samples) / max(len(samples), 1), 3),
-                "loop_max_s": round(max(samples, default=0.0), 3),
-                "periods_measured": len(samples),
+                "loop_mean_s": round(sum(periods) / max(len(periods), 1), 3),
+                "loop_p50_s": round(_quantile(periods, 0.5), 3),
+                "loop_p95_s": round(_quantile(periods, 0.95), 3),
+                "loop_max_s": round(max(periods, default=0.0), 3),
+                "periods_measured": len(periods),
                 "operator_peak_rss_mib": round(proc_status_mib(operator.proc.pid), 1),
                 "operator_rss_mib": round(proc_status_mib(operator.proc.pid, "VmRSS"), 1),
             })
             status = client.CustomObjectsApi(api).get_cluster_custom_object(
-                "gridshift.io", "v1alpha1", "powerpolicies", name).get("status", {})
+                "gridshift.io", "v1alpha1", "powerpolicies", names[0]).get("status", {})
             ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
             result["policy_ready_message"] = ready.get("message", "")
     report(result, args.json)
