@@ -249,16 +249,18 @@ def _cmd_operator_run(args: argparse.Namespace) -> int:
     if args.peering_lifetime < 3:
         print("gridshift: --peering-lifetime must be at least 3 seconds", file=sys.stderr)
         return 2
-    handlers.configure(args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone,
-                       allowed_prometheus_urls=tuple(args.allow_prometheus_url) if args.allow_prometheus_url else None,
-                       peering_lifetime_s=args.peering_lifetime, prometheus_ca_file=args.prometheus_ca_file,
-                       prometheus_token_file=args.prometheus_token_file)
+    config = handlers.OperatorConfig(
+        args.prometheus_url, force_dry_run=args.dry_run, peered=not args.standalone,
+        allowed_prometheus_urls=tuple(args.allow_prometheus_url) if args.allow_prometheus_url else None,
+        peering_lifetime_s=args.peering_lifetime, prometheus_ca_file=args.prometheus_ca_file,
+        prometheus_token_file=args.prometheus_token_file)
     priority = args.priority if args.priority is not None else 1 + secrets.randbelow(1_000_000_000)
     if not args.standalone:
         _ensure_peering(client.CustomObjectsApi(handlers.kubernetes_client()), args.peering)
     start_http_server(args.metrics_port, addr=args.bind, registry=REGISTRY)
     kopf.run(clusterwide=True, standalone=args.standalone, peering_name=None if args.standalone else args.peering,
-             liveness_endpoint=f"http://{args.bind}:{args.health_port}/healthz", priority=priority)
+             liveness_endpoint=f"http://{args.bind}:{args.health_port}/healthz", priority=priority,
+             memo=config.memo())
     return 0
 
 

@@ -14,6 +14,10 @@ and a deletion's release handler queued behind them. A period and the release of
 never overlap (``_policy_lock``), and no period runs for a policy once it is released. Transport
 errors (an API server or network blip) are caught like API errors: the loop retries at its next
 period instead of leaving the daemon to Kopf's one-minute backoff.
+
+The operator's flags (``OperatorConfig``), the policy controller and the Modbus driver live in Kopf's
+memo (``kopf.run(memo=config.memo())``; the startup handler builds the rest); the period pool and
+the per-policy locks are the process's own.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import kopf
@@ -44,10 +49,24 @@ from gridshift.operator.status import condition
 from gridshift.operator.storage import ModbusStorageController
 from gridshift.planner import Action
 
-_state: dict[str, Any] = {"controller": None, "storage": None, "prometheus_url": None, "force_dry_run": False,
-                          "peered": False, "allowed_prometheus_urls": None, "peering_lifetime_s": 8,
-                          "prometheus_ca_file": None, "prometheus_token_file": None,
-                          "started": time.monotonic()}
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """The operator's flags (``gridshift operator run``), carried in Kopf's memo as ``memo.config``;
+    the startup handler adds the shared ``memo.controller`` and ``memo.storage`` from them."""
+
+    prometheus_url: str | None = None
+    force_dry_run: bool = False
+    peered: bool = False
+    allowed_prometheus_urls: tuple[str, ...] | None = None
+    peering_lifetime_s: int = 8
+    prometheus_ca_file: str | None = None
+    prometheus_token_file: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def memo(self) -> kopf.Memo:
+        """The global memo to pass to ``kopf.run`` (every object's memo is a shallow copy of it)."""
+        return kopf.Memo(config=self)
 
 # Peered replicas learn of each other through watch events on the ClusterKopfPeering, which may arrive
 # after a new policy's. A replica that has just started therefore waits until this long after its start
@@ -86,39 +105,18 @@ def kubernetes_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def configure(prometheus_url: str | None, force_dry_run: bool = False, peered: bool = False,
-              allowed_prometheus_urls: tuple[str, ...] | None = None, peering_lifetime_s: int = 8,
-              prometheus_ca_file: str | None = None, prometheus_token_file: str | None = None) -> None:
-    _state["prometheus_url"] = prometheus_url
-    _state["prometheus_ca_file"] = prometheus_ca_file
-    _state["prometheus_token_file"] = prometheus_token_file
-    _state["peering_lifetime_s"] = peering_lifetime_s
-    _state["started"] = time.monotonic()
-    _state["allowed_prometheus_urls"] = allowed_prometheus_urls
-    _state["force_dry_run"] = force_dry_run
-    _state["peered"] = peered
-
-
-def _settle(**_: Any) -> float:
-    if not _state["peered"]:
+def _settle(memo: kopf.Memo, **_: Any) -> float:
+    config: OperatorConfig = memo.config
+    if not config.peered:
         return 0.0
-    return max(0.0, PEERING_SETTLE_S - (time.monotonic() - _state["started"]))
+    return max(0.0, PEERING_SETTLE_S - (time.monotonic() - config.started))
 
 
-def controller() -> PolicyController:
-    if _state["controller"] is None:
-        api = kubernetes_client()
-        _state["controller"] = PolicyController(api, _state["prometheus_url"], force_dry_run=_state["force_dry_run"],
-                                                allowed_prometheus_urls=_state["allowed_prometheus_urls"],
-                                                access=AccessResolver(api, _state["prometheus_ca_file"],
-                                                                      _state["prometheus_token_file"]))
-    return _state["controller"]
-
-
-def storage() -> ModbusStorageController:
-    if _state["storage"] is None:
-        _state["storage"] = ModbusStorageController(controller().api)
-    return _state["storage"]
+def build_controller(config: OperatorConfig) -> PolicyController:
+    api = kubernetes_client()
+    return PolicyController(api, config.prometheus_url, force_dry_run=config.force_dry_run,
+                            allowed_prometheus_urls=config.allowed_prometheus_urls,
+                            access=AccessResolver(api, config.prometheus_ca_file, config.prometheus_token_file))
 
 
 def _invalid(exc: ValidationError, body: kopf.Body) -> tuple[str, dict[str, Any]]:
@@ -130,7 +128,7 @@ def _invalid(exc: ValidationError, body: kopf.Body) -> tuple[str, dict[str, Any]
 
 
 @kopf.on.startup()
-def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.INFO
     # Kopf keeps its bookkeeping in annotations: the status belongs to the PowerPolicy schema.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.gridshift.io")
@@ -139,19 +137,22 @@ def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # A standby takes over when the active replica's keep-alive is this old (Kopf sends one every
     # lifetime minus 5-10 s, at least every second): Kopf's default of 60 s left a site uncontrolled
     # for most of a minute after the active replica died.
-    settings.peering.lifetime = _state["peering_lifetime_s"]
-    controller()
-    threading.Thread(target=_count_policies, name="gridshift-policy-count", daemon=True).start()
+    config: OperatorConfig = memo.config
+    settings.peering.lifetime = config.peering_lifetime_s
+    memo.controller = build_controller(config)
+    memo.storage = ModbusStorageController(memo.controller.api)
+    threading.Thread(target=_count_policies, args=(memo.controller,), name="gridshift-policy-count",
+                     daemon=True).start()
 
 
 POLICY_COUNT_INTERVAL_S = 15.0
 
 
-def _count_policies() -> None:
+def _count_policies(ctl: PolicyController) -> None:
     """Every replica, active or standby, exports how many PowerPolicies exist (``gridshift_policies``)
     beside how many it controls: with policies and no replica controlling any, the
     GridshiftNoActiveReplica alert fires. Outside Kopf, whose handlers a standby pauses."""
-    api = client.CustomObjectsApi(controller().api)
+    api = client.CustomObjectsApi(ctl.api)
     while True:
         try:
             listed = api.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, limit=500)
@@ -166,8 +167,8 @@ def _count_policies() -> None:
         time.sleep(POLICY_COUNT_INTERVAL_S)
 
 
-def _write(name: str, body: kopf.Body, result: PeriodResult, logger: kopf.Logger) -> None:
-    api = client.CustomObjectsApi(controller().api)
+def _write(ctl: PolicyController, name: str, body: kopf.Body, result: PeriodResult, logger: kopf.Logger) -> None:
+    api = client.CustomObjectsApi(ctl.api)
     try:
         api.patch_cluster_custom_object_status(API_GROUP, API_VERSION, PLURAL, name, {"status": result.status})
     except TRANSPORT_ERRORS as exc:
@@ -183,7 +184,7 @@ def _why(exc: BaseException) -> str:
     return f"{exc.status} {exc.reason}" if isinstance(exc, client.ApiException) else f"{type(exc).__name__}: {exc}"
 
 
-def _control_period(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
+def _control_period(ctl: PolicyController, name: str, body: kopf.Body, logger: kopf.Logger) -> float:
     """One control period of ``name`` (in the period pool); returns the seconds until the next."""
     uid = body.get("metadata", {}).get("uid", name)
     period = 15.0
@@ -201,7 +202,7 @@ def _control_period(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
         else:
             period = float(spec.safety.period_seconds)
             try:
-                result = controller().run_once(name, spec, dict(body.get("status") or {}),
+                result = ctl.run_once(name, spec, dict(body.get("status") or {}),
                                                generation=body.get("metadata", {}).get("generation"))
             except Exception as exc:  # one bad period must not stop the policy's control
                 logger.exception("control period failed")
@@ -211,20 +212,20 @@ def _control_period(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
                 kopf.warn(body, reason="PeriodFailed", message=f"{type(exc).__name__}: {exc}"[:1000])
                 result = PeriodResult(status, [])
         result.status["lastPeriodTime"] = rfc3339(time.time())
-        _write(name, body, result, logger)
+        _write(ctl, name, body, result, logger)
     return period
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0, initial_delay=_settle)
 async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger,
-                  **_: Any) -> None:
+                  memo: kopf.Memo, **_: Any) -> None:
     """One control period, then wait until the next; exits when the policy is deleted, or when peering
     pauses this replica (a standby then stops exporting the policy's gauges)."""
     metrics.CONTROLLED.inc()
     try:
         while not stopped:
             started = time.monotonic()
-            period = await _in_pool(_control_period, name, body, logger)
+            period = await _in_pool(_control_period, memo.controller, name, body, logger)
             await stopped.wait(max(0.05, period - (time.monotonic() - started)))
     finally:
         metrics.CONTROLLED.dec()
@@ -232,19 +233,18 @@ async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logge
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
-def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, **_: Any) -> None:
+def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
     """Give back everything the deleted policy changed: original replicas, resumed Jobs, moves in flight
     rolled back, idle battery."""
     uid = meta.get("uid", name)
     with _policy_lock(uid):  # waits for a period in flight; none runs after this one
         _released.add(uid)
-        _release(name, spec, logger)
+        _release(memo.controller, name, spec, logger)
     with _locks_guard:
         _locks.pop(uid, None)
 
 
-def _release(name: str, spec: kopf.Spec, logger: kopf.Logger) -> None:
-    ctl = controller()
+def _release(ctl: PolicyController, name: str, spec: kopf.Spec, logger: kopf.Logger) -> None:
     try:
         parsed = PowerPolicySpec.model_validate(dict(spec))
     except ValidationError:
@@ -278,7 +278,8 @@ def _drives(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("driver") == "modbus"
 
 
-def _battery_poll(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
+def _battery_poll(ctl: PolicyController, driver: ModbusStorageController, name: str, body: kopf.Body,
+                  logger: kopf.Logger) -> float:
     """One poll of a Modbus EnergyStorage (in the period pool); returns the seconds until the next."""
     poll = 5.0
     try:
@@ -292,13 +293,13 @@ def _battery_poll(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
         assert spec.modbus is not None
         poll = spec.modbus.poll_seconds
         try:
-            status, events = storage().run_once(name, spec, dict(body.get("status") or {}),
+            status, events = driver.run_once(name, spec, dict(body.get("status") or {}),
                                                 generation=body.get("metadata", {}).get("generation"))
         except Exception:  # one bad poll must not stop the device's driver; the revert timeout covers it
             logger.exception("battery poll failed")
             return poll
     try:
-        client.CustomObjectsApi(controller().api).patch_cluster_custom_object_status(
+        client.CustomObjectsApi(ctl.api).patch_cluster_custom_object_status(
             API_GROUP, API_VERSION, es.PLURAL, name, {"status": status})
     except TRANSPORT_ERRORS as exc:
         logger.warning(f"status of EnergyStorage {name} not written: {_why(exc)}")
@@ -309,12 +310,12 @@ def _battery_poll(name: str, body: kopf.Body, logger: kopf.Logger) -> float:
 
 @kopf.daemon(API_GROUP, API_VERSION, es.PLURAL, when=_drives, cancellation_timeout=10.0, initial_delay=_settle)
 async def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger,
-                        **_: Any) -> None:
+                        memo: kopf.Memo, **_: Any) -> None:
     """An EnergyStorage with driver modbus: poll the device, apply the setpoint with its revert timeout,
     report the device's state. On exit (deleted, driver changed, operator stopping) the battery idles."""
     try:
         while not stopped:
-            poll = await _in_pool(_battery_poll, name, body, logger)
+            poll = await _in_pool(_battery_poll, memo.controller, memo.storage, name, body, logger)
             await stopped.wait(poll)
     finally:
-        await _in_pool(storage().release, name)
+        await _in_pool(memo.storage.release, name)
