@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TRAIN  := $(VENV)/.installed-train
 H100   ?= ../shared/data/gpu-power/h100-8gpu-llm-training
 
-.PHONY: install install-train demo down test test-fast lint binaries bench default-model crds manifests
+.PHONY: install install-train preflight demo down test test-fast lint binaries bench default-model crds manifests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +39,15 @@ lint: install
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir out/site
 
-binaries: install
-	$(BIN)/gridshift dev cluster build
+# Within seconds: Go, disk and Prometheus (or what builds it), each missing one named with its fix,
+# and how long the first build will take.
+preflight: install
+	$(BIN)/gridshift dev cluster build --prometheus --check
 
-test: lint binaries install-train
+binaries: install
+	$(BIN)/gridshift dev cluster build --prometheus
+
+test: preflight lint binaries install-train
 	$(BIN)/python -m pytest
 
 # The fast lane: no Go build, no PyTorch, no control plane, no Prometheus server (what a change to

@@ -40,11 +40,29 @@ def _parse_pools(args: argparse.Namespace):
     return [NodePool(count=args.nodes, gpus_per_node=args.gpus_per_node, site=s, racks=args.racks) for s in sites]
 
 
+def _preflight(*, control_plane: bool = True, prometheus: bool, extras: tuple[str, ...] = ()) -> bool:
+    """Check every prerequisite before a long build; print each missing one with its fix (False), or
+    what is about to be built and for about how long (True)."""
+    from gridshift.devcluster import preflight
+
+    facts = preflight.check(control_plane=control_plane, prometheus=prometheus, extras=extras)
+    found = preflight.problems(facts)
+    for problem in found:
+        print(f"gridshift: {problem}", file=sys.stderr)
+    if not found and facts.to_build:
+        minutes = preflight.build_estimate_s(facts) / 60.0
+        _stderr(f"first run on this machine: building {', '.join(facts.to_build)} from Go modules, about "
+                f"{minutes:.0f} min on {facts.cores} cores (cached in {facts.cache} for later runs)")
+    return not found
+
+
 def _cmd_cluster_up(args: argparse.Namespace) -> int:
     from gridshift.devcluster.binaries import BinaryError
     from gridshift.devcluster.cluster import DevCluster
     from gridshift.devcluster.controlplane import ClusterError
 
+    if not _preflight(prometheus=False):
+        return 1
     directory = Path(args.dir) if args.dir else None
     try:
         cluster = DevCluster.up(directory=directory, pools=_parse_pools(args), log=_stderr)
@@ -83,10 +101,16 @@ def _cmd_cluster_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from gridshift.devcluster.binaries import BinaryError, ensure_binaries
+    from gridshift.devcluster.binaries import BinaryError, ensure_binaries, ensure_prometheus
 
+    if not _preflight(prometheus=args.prometheus):
+        return 1
+    if args.check:
+        return 0
     try:
         bins = ensure_binaries(log=_stderr)
+        if args.prometheus:
+            _stderr(f"prometheus: {ensure_prometheus(log=_stderr)}")
     except BinaryError as exc:
         print(f"gridshift: {exc}", file=sys.stderr)
         return 1
@@ -333,20 +357,29 @@ def _cmd_twin(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
+    from gridshift.devcluster.binaries import BinaryError, ensure_prometheus
     from gridshift.devcluster.cluster import DevCluster, api_client_for
     from gridshift.devcluster.controlplane import ClusterError
-    from gridshift.devcluster.demo import run_demo
 
     if args.surge_at >= args.duration:
         raise SystemExit(f"gridshift: --surge-at ({args.surge_at:g}) must come before the end (--duration "
                          f"{args.duration:g})")
+    if not _preflight(control_plane=args.kubeconfig is None, prometheus=True, extras=("plot",)):
+        return 1
+    from gridshift.devcluster.demo import run_demo
+
+    try:
+        ensure_prometheus(log=_stderr)
+    except BinaryError as exc:
+        print(f"gridshift: {exc}", file=sys.stderr)
+        return 1
     kubeconfig = args.kubeconfig
     if kubeconfig is None:
         info = DevCluster.status()
         if info is None:
             try:
                 kubeconfig = str(DevCluster.up(log=_stderr).kubeconfig)
-            except (ClusterError, TimeoutError) as exc:
+            except (BinaryError, ClusterError, TimeoutError) as exc:
                 print(f"gridshift: {exc}", file=sys.stderr)
                 return 1
         else:
@@ -692,6 +725,10 @@ def build_parser() -> argparse.ArgumentParser:
     bat.set_defaults(func=_cmd_battery)
 
     build = cl_sub.add_parser("build", help="only build (or find) the control-plane binaries; print their folder")
+    build.add_argument("--prometheus", action="store_true",
+                       help="also find Prometheus, or build it from its Go module when none is on PATH")
+    build.add_argument("--check", action="store_true",
+                       help="only check the prerequisites and estimate the build (exit 1 naming what is missing)")
     build.set_defaults(func=_cmd_build)
     return parser
 

@@ -1,9 +1,15 @@
-"""Build, cache and locate the control-plane binaries of the local dev cluster.
+"""Build, cache and locate the control-plane binaries of the local dev cluster, and Prometheus.
 
 Nothing here is downloaded as a prebuilt binary: every program is compiled from Go modules
 fetched through the Go module proxy, then cached under ``~/.cache/gridshift/bin`` (override with
 ``GRIDSHIFT_CACHE_DIR``) so that only the first start pays for the build. A user who already has
-the binaries points ``GRIDSHIFT_K8S_BIN_DIR`` at them and nothing is built.
+the binaries points ``GRIDSHIFT_K8S_BIN_DIR`` at them and nothing is built. Prometheus is the one on
+PATH (Debian's ``prometheus`` package) or ``GRIDSHIFT_PROMETHEUS``; without either it is built from
+its Go module like the rest (without its web UI and service discoveries: the tests and the demo
+scrape static targets through the API).
+
+The Go on PATH must be 1.21 or newer: an older one than the build needs (1.24) fetches that
+toolchain from the Go module proxy by itself (``GOTOOLCHAIN``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ KUBERNETES_VERSION = "v1.33.13"
 ETCD_VERSION = "v3.5.21"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.18.6"
+PROMETHEUS_MODULE_VERSION = "v0.316.0"  # github.com/prometheus/prometheus: Go module versions of the 3.x releases
+MIN_GO = (1, 24)            # what the builds need
+FALLBACK_TOOLCHAIN = "go1.24.9"  # fetched by an older Go (1.21+) from the module proxy
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ALL_BINARIES = (*K8S_COMMANDS, "etcd", "kwok", "helm")
@@ -59,9 +68,34 @@ def default_bin_dir() -> Path:
     return cache_dir() / "bin" / f"k8s-{KUBERNETES_VERSION}"
 
 
+def go_version(go: str) -> tuple[int, int] | None:
+    """(major, minor) of the Go at ``go``, or None when it cannot tell (older than 1.16, or broken)."""
+    try:
+        proc = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "GOTOOLCHAIN": "local"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_go_version(proc.stdout)
+
+
+def parse_go_version(text: str) -> tuple[int, int] | None:
+    """``go1.24.9`` (or ``go1.26rc1``) -> (1, 24)."""
+    match = re.search(r"go(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def toolchain_for(version: tuple[int, int] | None, configured: str | None) -> str:
+    """The GOTOOLCHAIN the builds run with: the user's if set; the local Go if new enough; else the
+    fallback, which a Go of 1.21 or newer fetches from the module proxy."""
+    if configured:
+        return configured
+    return "local" if version is not None and version >= MIN_GO else FALLBACK_TOOLCHAIN
+
+
 def _go_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("GOTOOLCHAIN", "local")
+    go = shutil.which("go")
+    env["GOTOOLCHAIN"] = toolchain_for(go_version(go) if go else None, os.environ.get("GOTOOLCHAIN"))
     env["CGO_ENABLED"] = "0"
     env.setdefault("GOFLAGS", "-mod=mod")
     return env
@@ -148,14 +182,17 @@ def _build_etcd(go: str, out: Path, log: Callable[[str], None]) -> None:
         _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "."], work, log)
 
 
-def _go_install(go: str, pkg: str, name: str, out: Path, log: Callable[[str], None]) -> None:
+def _go_install(go: str, pkg: str, name: str, out: Path, log: Callable[[str], None], tags: str = "",
+                toolchain: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="gridshift-gobin-") as tmp:
         env_gobin = Path(tmp)
-        cmd = [go, "install", "-trimpath", "-ldflags", "-s -w", pkg]
+        cmd = [go, "install", "-trimpath", "-ldflags", "-s -w", *(["-tags", tags] if tags else []), pkg]
         log("$ GOBIN=" + str(env_gobin) + " " + " ".join(cmd))
         env = _go_env()
         env["GOBIN"] = str(env_gobin)
         env["GOFLAGS"] = ""  # go install pkg@version refuses -mod=mod
+        if toolchain and "GOTOOLCHAIN" not in os.environ:
+            env["GOTOOLCHAIN"] = toolchain
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BinaryError(f"go install {pkg} failed:\n{proc.stderr[-2000:]}")
@@ -217,3 +254,41 @@ def ensure_binaries(log: Callable[[str], None] | None = None) -> Binaries:
     if still:
         raise BinaryError(f"build finished but these are still missing in {out}: {', '.join(still)}")
     return bins
+
+
+def built_prometheus() -> Path:
+    """Where ``ensure_prometheus`` puts the Prometheus it builds."""
+    return cache_dir() / "bin" / f"prometheus-{PROMETHEUS_MODULE_VERSION}" / "prometheus"
+
+
+def find_prometheus() -> str | None:
+    """The Prometheus to run: ``GRIDSHIFT_PROMETHEUS``, else the one on PATH, else one built here."""
+    given = os.environ.get("GRIDSHIFT_PROMETHEUS")
+    if given:
+        return given
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    built = built_prometheus()
+    return str(built) if os.access(built, os.X_OK) else None
+
+
+def ensure_prometheus(log: Callable[[str], None] | None = None) -> str:
+    """``find_prometheus()``, building Prometheus from its Go module into the cache when there is none
+    (its go.mod asks for a newer Go than the control plane: ``GOTOOLCHAIN=auto`` fetches it)."""
+    found = find_prometheus()
+    if found:
+        return found
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    go = _require_go()
+    target = built_prometheus()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(f"prometheus is not on PATH: building it from github.com/prometheus/prometheus@{PROMETHEUS_MODULE_VERSION} "
+        f"into {target.parent} (once)")
+    started = time.monotonic()
+    _go_install(go, f"github.com/prometheus/prometheus/cmd/prometheus@{PROMETHEUS_MODULE_VERSION}", "prometheus",
+                target.parent, log, tags="remove_all_sd", toolchain="auto")
+    seconds = round(time.monotonic() - started, 1)
+    (target.parent / BUILD_INFO).write_text(json.dumps({"prometheus": seconds}, indent=2) + "\n")
+    log(f"built prometheus in {seconds:.0f}s")
+    return str(target)

@@ -1,9 +1,9 @@
-"""A real Prometheus (Debian's ``prometheus`` package, or any binary on PATH) on loopback,
-scraping the given targets every second. Used by the test suite and the demo."""
+"""A real Prometheus (``binaries.find_prometheus``: Debian's package, any on PATH, or one built from
+its Go module) on loopback, scraping the given targets every second. Used by the test suite and the
+demo."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from gridshift.devcluster.binaries import find_prometheus
 from gridshift.devcluster.controlplane import ClusterError, free_port, http_ok
 
 
@@ -24,10 +25,11 @@ class LocalPrometheus:
         self.web_config = web_config
         self.targets = targets
         self.interval = scrape_interval_s
-        found = binary or shutil.which("prometheus")
+        found = binary or find_prometheus()
         if found is None:
-            raise ClusterError("prometheus not found on PATH: install Debian's `prometheus` package "
-                               "(apt-get install prometheus) or pass its path")
+            raise ClusterError("prometheus not found on PATH: run `gridshift dev cluster build --prometheus` "
+                               "(builds it from its Go module), install Debian's `prometheus` package, "
+                               "or set GRIDSHIFT_PROMETHEUS to its path")
         self.binary = found
         self.port = free_port()
         self.proc: subprocess.Popen | None = None

@@ -3,13 +3,13 @@ a fresh site of kwok GPU nodes per test."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from gridshift.devcluster.binaries import find_prometheus
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.lab import Site, delete_site, new_site, start_prometheus
 from gridshift.devcluster.twin import Twin
@@ -27,8 +27,8 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus not on PATH: apt-get install prometheus (CI installs it)")
+    if find_prometheus() is None:
+        pytest.skip("no prometheus: make binaries builds one (CI installs Debian's)")
     tmp = tmp_path_factory.mktemp("power-lab")
     port = free_port()
     twin = Twin(kube.api).serve(port)

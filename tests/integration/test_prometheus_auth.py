@@ -5,7 +5,6 @@ name; a wrong CA, a wrong password and a missing Secret each give a condition na
 from __future__ import annotations
 
 import base64
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.devcluster.binaries import find_prometheus
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.pki import issue, new_ca
 from gridshift.devcluster.prometheus import LocalPrometheus
@@ -23,7 +23,7 @@ from tests.conftest import Kube, eventually
 
 bcrypt = pytest.importorskip("bcrypt")  # the dev extra installs it
 pytestmark = [pytest.mark.prometheus, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
-if shutil.which("prometheus") is None:
+if find_prometheus() is None:
     pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it", allow_module_level=True)
 
 USER, PASSWORD = "gridshift", "s3cret-pw"

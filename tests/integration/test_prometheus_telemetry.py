@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from gridshift.devcluster.binaries import find_prometheus
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.telemetry.prometheus import PrometheusReader
@@ -22,7 +22,7 @@ from tests.conftest import eventually
 
 pytestmark = pytest.mark.prometheus
 
-if shutil.which("prometheus") is None and not os.environ.get("CI"):
+if find_prometheus() is None and not os.environ.get("CI"):
     pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it", allow_module_level=True)
 
 
