@@ -1,5 +1,6 @@
 """What a policy governs, read from the cluster: its nodes, the workloads running on them (with
-priority, floor, protection and watts per replica) and its battery. Read-only."""
+priority, floor, protection and watts per replica) and its battery. Read-only: ``InventoryReader``
+lists the objects, the pure ``translate`` and ``battery_of`` turn them into the planner's terms."""
 
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ def _int(value: str | None, default: int | None = None) -> int | None:
         return int(value) if value is not None else default
     except ValueError:
         return default
-
 
 
 def owner_key(pod: dict[str, Any]) -> str | None:
@@ -114,32 +114,11 @@ class InventoryReader:
              pod_watts: dict[tuple[str, str], float] | None = None) -> Inventory:
         """Everything the planner needs to know about the policy's workloads. Lists are read as
         plain JSON (see ``list_items``): at a thousand nodes the client's models cost seconds."""
-        pod_watts = pod_watts or {}
-        node_set = set(nodes)
         namespaces = {n["metadata"]["name"] for n in list_items(
             self.core.list_namespace, label_selector=selector_string(spec.workloads.namespace_selector))}
-        pods: dict[str, list[str]] = defaultdict(list)
-        placement: dict[str, set[str]] = defaultdict(set)
-        measured: dict[str, list[float]] = defaultdict(list)
-        for pod in list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running"):
-            meta = pod["metadata"]
-            if pod["spec"].get("nodeName") not in node_set or meta.get("namespace") not in namespaces:
-                continue
-            key = owner_key(pod)
-            if key is None:
-                continue
-            pods[key].append(meta["name"])
-            placement[key].add(pod["spec"]["nodeName"])
-            if (meta["namespace"], meta["name"]) in pod_watts:
-                measured[key].append(pod_watts[(meta["namespace"], meta["name"])])
-
+        running = list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running")
         priorities = {pc["metadata"]["name"]: pc.get("value", 0) for pc in list_items(self.sched.list_priority_class)}
-        hpa_floor: dict[str, int] = {}
-        for hpa in list_items(self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces):
-            ref = hpa["spec"]["scaleTargetRef"]
-            hpa_floor[f"{ref['kind']}/{hpa['metadata']['namespace']}/{ref['name']}"] = hpa["spec"].get(
-                "minReplicas", 1)
-
+        floors = hpa_floors(list_items(self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces))
         selector = selector_string(spec.workloads.selector)
         objects: list[tuple[Kind, dict[str, Any]]] = [
             *(("Deployment", d) for d in list_items(self.apps.list_deployment_for_all_namespaces,
@@ -148,48 +127,7 @@ class InventoryReader:
                                                      label_selector=selector)),
             *(("Job", d) for d in list_items(self.batch.list_job_for_all_namespaces, label_selector=selector)),
         ]
-        workloads, movable = [], []
-        for kind, obj in objects:
-            meta, body = obj["metadata"], obj["spec"]
-            key = f"{kind}/{meta['namespace']}/{meta['name']}"
-            notes = meta.get("annotations") or {}
-            labels = meta.get("labels") or {}
-            owner = notes.get(ann.MANAGED_BY)
-            if meta["namespace"] not in namespaces or (key not in pods and owner != name):
-                continue
-            if kind == "Job" and _job_finished(obj):
-                continue
-            template = body["template"]["spec"]
-            wpr = _watts_per_replica(measured.get(key), notes, gpus_requested(template.get("containers")),
-                                     spec.workloads.watts_per_gpu)
-            priority = _int(notes.get(ann.PRIORITY))
-            if priority is None:
-                priority = priorities.get(template.get("priorityClassName") or "", 0)
-            if kind == "Job":
-                replicas = body.get("parallelism", 1)
-                floor = 0
-            else:
-                replicas = body.get("replicas", 1)
-                floor = _int(notes.get(ann.MIN_REPLICAS)) or hpa_floor.get(key, 0) or 0
-            protected = ann.is_protected(labels, notes)
-            if kind == "Job" and labels.get(ann.MIGRATABLE) == "true":
-                job = MovableJob(meta["namespace"], meta["name"], replicas * wpr, ann.checkpoint_bytes(notes),
-                                 frozenset(placement.get(key, ())), ann.migration_record(notes), owner,
-                                 free=(key in pods and not body.get("suspend") and not protected and owner is None))
-                movable.append(job)
-                if job.moving:
-                    continue  # the migration step owns it until the move is over: the ladder leaves it alone
-            workloads.append(Workload(
-                kind=kind, namespace=meta["namespace"], name=meta["name"], replicas=replicas, watts_per_replica=wpr,
-                priority=priority, floor=floor,
-                protected=protected,
-                suspended=bool(kind == "Job" and body.get("suspend")), managed_by=owner,
-                original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
-                last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),
-                checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
-                checkpoint_completed=bool(notes.get(ann.CHECKPOINT_COMPLETED)),
-            ))
-        inventory = Inventory(sorted(node_set), workloads, dict(pods), movable=movable)
+        inventory = translate(name, spec, nodes, namespaces, running, objects, priorities, floors, pod_watts or {})
         if spec.storage is not None:
             stranded: list[BatteryState] = []
             inventory.battery = self.battery(spec.storage.energy_storage_ref, inventory.notes, stranded)
@@ -205,31 +143,111 @@ class InventoryReader:
             why = "not found" if exc.status == 404 else exc.reason
             notes.append(f"EnergyStorage {ref}: {why}; battery rung skipped")
             return None
-        ready = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
-        soc = (obj.get("status") or {}).get("socFraction")
-        if ready is not None and ready.get("status") == "False":
-            notes.append(f"EnergyStorage {ref} is not ready ({ready.get('reason')}: {ready.get('message')}); "
-                         "battery rung skipped")
-            if stranded is not None:
-                stranded.append(self._battery_state(ref, obj, float(soc) if soc is not None else 0.0))
-            return None
-        if soc is None:
-            notes.append(f"EnergyStorage {ref} reports no state of charge yet; battery rung skipped")
-            return None
-        return self._battery_state(ref, obj, float(soc))
+        return battery_of(ref, obj, notes, stranded)
 
-    @staticmethod
-    def _battery_state(ref: str, obj: dict[str, Any], soc: float) -> BatteryState:
-        spec, status = obj["spec"], obj.get("status") or {}
-        marks = obj["metadata"].get("annotations") or {}
-        return BatteryState(ref, soc_fraction=soc, capacity_wh=float(spec["capacityWattHours"]),
-                            max_discharge_w=float(spec["maxDischargeWatts"]),
-                            setpoint_w=float(spec.get("setpointWatts", 0.0)),
-                            managed_by=marks.get(ann.MANAGED_BY),
-                            soh_fraction=float(status["sohFraction"]) if status.get("sohFraction") is not None else 1.0,
-                            max_charge_w=float(spec["maxChargeWatts"]),
-                            last_charge_at=parse_rfc3339(marks.get(ann.LAST_CHARGE)),
-                            last_discharge_at=parse_rfc3339(marks.get(ann.LAST_DISCHARGE)))
+
+def battery_of(ref: str, obj: dict[str, Any], notes: list[str],
+               stranded: list[BatteryState] | None = None) -> BatteryState | None:
+    """An EnergyStorage (JSON) as the planner sees it, or None (and why, in ``notes``): not ready (then
+    appended to ``stranded``), or no state of charge reported yet."""
+    ready = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    soc = (obj.get("status") or {}).get("socFraction")
+    if ready is not None and ready.get("status") == "False":
+        notes.append(f"EnergyStorage {ref} is not ready ({ready.get('reason')}: {ready.get('message')}); "
+                     "battery rung skipped")
+        if stranded is not None:
+            stranded.append(_battery_state(ref, obj, float(soc) if soc is not None else 0.0))
+        return None
+    if soc is None:
+        notes.append(f"EnergyStorage {ref} reports no state of charge yet; battery rung skipped")
+        return None
+    return _battery_state(ref, obj, float(soc))
+
+
+def _battery_state(ref: str, obj: dict[str, Any], soc: float) -> BatteryState:
+    spec, status = obj["spec"], obj.get("status") or {}
+    marks = obj["metadata"].get("annotations") or {}
+    return BatteryState(ref, soc_fraction=soc, capacity_wh=float(spec["capacityWattHours"]),
+                        max_discharge_w=float(spec["maxDischargeWatts"]),
+                        setpoint_w=float(spec.get("setpointWatts", 0.0)),
+                        managed_by=marks.get(ann.MANAGED_BY),
+                        soh_fraction=float(status["sohFraction"]) if status.get("sohFraction") is not None else 1.0,
+                        max_charge_w=float(spec["maxChargeWatts"]),
+                        last_charge_at=parse_rfc3339(marks.get(ann.LAST_CHARGE)),
+                        last_discharge_at=parse_rfc3339(marks.get(ann.LAST_DISCHARGE)))
+
+
+def hpa_floors(hpas: list[dict[str, Any]]) -> dict[str, int]:
+    """HorizontalPodAutoscalers (JSON) -> the minReplicas of each target, by workload key."""
+    return {f"{h['spec']['scaleTargetRef']['kind']}/{h['metadata']['namespace']}/{h['spec']['scaleTargetRef']['name']}":
+            h["spec"].get("minReplicas", 1) for h in hpas}
+
+
+def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str], namespaces: set[str],
+              running: list[dict[str, Any]], objects: list[tuple[Kind, dict[str, Any]]], priorities: dict[str, int],
+              floors: dict[str, int], pod_watts: dict[tuple[str, str], float]) -> Inventory:
+    """The policy ``name``'s inventory from what the cluster holds (JSON), pure: the workloads among
+    ``objects`` in ``namespaces`` with running pods on ``nodes`` (or held by this policy), each with
+    its replicas, watts per replica (measured pod power, else its annotation, else GPUs x the policy's
+    watts per GPU), priority (annotation, else PriorityClass), floor (annotation, else its HPA's
+    minReplicas), protection and gridshift's records; migratable Jobs also as ``movable``."""
+    node_set = set(nodes)
+    pods: dict[str, list[str]] = defaultdict(list)
+    placement: dict[str, set[str]] = defaultdict(set)
+    measured: dict[str, list[float]] = defaultdict(list)
+    for pod in running:
+        meta = pod["metadata"]
+        if pod["spec"].get("nodeName") not in node_set or meta.get("namespace") not in namespaces:
+            continue
+        key = owner_key(pod)
+        if key is None:
+            continue
+        pods[key].append(meta["name"])
+        placement[key].add(pod["spec"]["nodeName"])
+        if (meta["namespace"], meta["name"]) in pod_watts:
+            measured[key].append(pod_watts[(meta["namespace"], meta["name"])])
+    workloads, movable = [], []
+    for kind, obj in objects:
+        meta, body = obj["metadata"], obj["spec"]
+        key = f"{kind}/{meta['namespace']}/{meta['name']}"
+        notes = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        owner = notes.get(ann.MANAGED_BY)
+        if meta["namespace"] not in namespaces or (key not in pods and owner != name):
+            continue
+        if kind == "Job" and _job_finished(obj):
+            continue
+        template = body["template"]["spec"]
+        wpr = _watts_per_replica(measured.get(key), notes, gpus_requested(template.get("containers")),
+                                 spec.workloads.watts_per_gpu)
+        priority = _int(notes.get(ann.PRIORITY))
+        if priority is None:
+            priority = priorities.get(template.get("priorityClassName") or "", 0)
+        if kind == "Job":
+            replicas = body.get("parallelism", 1)
+            floor = 0
+        else:
+            replicas = body.get("replicas", 1)
+            floor = _int(notes.get(ann.MIN_REPLICAS)) or floors.get(key, 0) or 0
+        protected = ann.is_protected(labels, notes)
+        if kind == "Job" and labels.get(ann.MIGRATABLE) == "true":
+            job = MovableJob(meta["namespace"], meta["name"], replicas * wpr, ann.checkpoint_bytes(notes),
+                             frozenset(placement.get(key, ())), ann.migration_record(notes), owner,
+                             free=(key in pods and not body.get("suspend") and not protected and owner is None))
+            movable.append(job)
+            if job.moving:
+                continue  # the migration step owns it until the move is over: the ladder leaves it alone
+        workloads.append(Workload(
+            kind=kind, namespace=meta["namespace"], name=meta["name"], replicas=replicas, watts_per_replica=wpr,
+            priority=priority, floor=floor,
+            protected=protected,
+            suspended=bool(kind == "Job" and body.get("suspend")), managed_by=owner,
+            original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
+            last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),
+            checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
+            checkpoint_completed=bool(notes.get(ann.CHECKPOINT_COMPLETED)),
+        ))
+    return Inventory(sorted(node_set), workloads, dict(pods), movable=movable)
 
 
 def _job_finished(job: dict[str, Any]) -> bool:
