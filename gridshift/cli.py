@@ -61,7 +61,7 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
     from gridshift.devcluster.cluster import DevCluster
     from gridshift.devcluster.controlplane import ClusterError
 
-    if not _preflight(prometheus=False):
+    if not _preflight(prometheus=False, extras=("devcluster",)):
         return 1
     directory = Path(args.dir) if args.dir else None
     try:
@@ -364,7 +364,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.surge_at >= args.duration:
         raise SystemExit(f"gridshift: --surge-at ({args.surge_at:g}) must come before the end (--duration "
                          f"{args.duration:g})")
-    if not _preflight(control_plane=args.kubeconfig is None, prometheus=True, extras=("plot",)):
+    if not _preflight(control_plane=args.kubeconfig is None, prometheus=True, extras=("plot", "devcluster")):
         return 1
     from gridshift.devcluster.demo import run_demo
 
@@ -749,7 +749,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--prune must be a fraction between 0 and 1, got {prune}")
     if getattr(args, "step", 1.0) <= 0:
         parser.error(f"--step must be positive, got {args.step}")
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing.startswith("gridshift.devcluster") or missing.split(".")[0] == "cryptography":
+            print("gridshift: the developer tools are not in this installation (the operator image leaves them "
+                  "out): install gridshift from a source checkout with pip install '.[devcluster]'", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,8 @@ BUILD_DISK_BYTES = 9 * 1024**3
 REFERENCE_BUILD_S: Mapping[str, float] = {"kubernetes": 831.0, "etcd": 62.0, "kwok": 192.0, "helm": 165.0,
                                           "prometheus": 292.0}
 REFERENCE_CORES = 2
-EXTRA_MODULE = {"plot": "matplotlib", "train": "torch"}  # an extra of the package, and the module that tells
+# An extra of the package, and the module that tells whether it is installed.
+EXTRA_MODULE = {"plot": "matplotlib", "train": "torch", "devcluster": "cryptography"}
 STEP_OF = {**{c: "kubernetes" for c in binaries.K8S_COMMANDS}, "etcd": "etcd", "kwok": "kwok", "helm": "helm",
            "prometheus": "prometheus"}
 
