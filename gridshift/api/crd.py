@@ -176,11 +176,14 @@ def powerpolicy_crd() -> dict[str, Any]:
                 status=pp.PowerPolicyStatus, columns=[
                     {"name": "Budget", "type": "number", "jsonPath": ".spec.budget.capWatts",
                      "description": "Power cap in watts"},
-                    {"name": "Observed", "type": "number", "jsonPath": ".status.observedWatts",
+                    {"name": "Observed", "type": "integer", "jsonPath": ".status.observedWatts",
                      "description": "Latest measured power in watts"},
-                    {"name": "Forecast", "type": "number", "jsonPath": ".status.forecastPeakWatts",
+                    {"name": "Forecast", "type": "integer", "jsonPath": ".status.forecastPeakWatts",
                      "description": "Forecast upper bound over the horizon, in watts"},
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                    {"name": "Mode", "type": "string", "jsonPath": ".status.controlMode",
+                     "description": "predictive (acts on the forecast) or reactive (on measured power)"},
                     {"name": "DryRun", "type": "boolean", "jsonPath": ".spec.safety.dryRun", "priority": 1},
                 ])
 

@@ -483,8 +483,8 @@ class PolicyController:
                        now, generation),
         ]
         result.status.update({
-            "observedGeneration": generation, "phase": phase, "observedWatts": round(view.load_w, 1),
-            "forecastPeakWatts": round(view.forecast_peak_w, 1) if view.forecast_peak_w is not None else None,
+            "observedGeneration": generation, "phase": phase, "observedWatts": whole_watts(view.load_w),
+            "forecastPeakWatts": whole_watts(view.forecast_peak_w),
             "peakRisk": view.peak_risk, "conditions": conditions, "controlMode": view.mode,
             "forecastErrorFraction": round(error, 4) if error is not None else None,
             "forecastCoverage": round(coverage, 4) if coverage is not None else None,
@@ -513,3 +513,8 @@ class PolicyController:
             metrics.BATTERY_ENDURANCE.labels(name).set(paced.endurance_s)
             metrics.BATTERY_MARGIN.labels(name).set(view.battery_margin_w)
 
+
+def whole_watts(watts: float | None) -> int | None:
+    """Watts for a printer column: whole (`kubectl get pp` prints a fractional number in exponent
+    notation), None when unknown or not finite."""
+    return round(watts) if watts is not None and math.isfinite(watts) else None

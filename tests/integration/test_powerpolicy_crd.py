@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client
 
 from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.operator.control import whole_watts
 from tests.conftest import Kube
 from tests.policy_cases import INVALID_SPECS, VALID_SPECS, minimal_spec, policy, sample_policy
 
@@ -59,8 +60,18 @@ def test_sample_policy_is_accepted_and_listed_with_printer_columns(kube: Kube):
         resp.read()
         table = json.loads(resp.data)
         columns = [c["name"] for c in table["columnDefinitions"]]
-        assert columns[:5] == ["Name", "Budget", "Observed", "Forecast", "Phase"]
+        assert columns[:7] == ["Name", "Budget", "Observed", "Forecast", "Phase", "Ready", "Mode"]
         assert table["rows"][0]["cells"][1] == 2_000_000
+        # Once the operator has written a status: whole watts, the Ready condition and the mode.
+        kube.custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, body["metadata"]["name"], {"status": {
+            "observedWatts": whole_watts(1_873_456.2), "forecastPeakWatts": whole_watts(2_104_000.7),
+            "phase": "Watching", "controlMode": "predictive", "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Controlling", "message": "",
+                 "lastTransitionTime": "2026-12-01T00:00:00Z"}]}})
+        resp = kube.api.call_api(method, url, header_params=headers)
+        resp.read()
+        cells = json.loads(resp.data)["rows"][0]["cells"]
+        assert cells[2:7] == [1_873_456, 2_104_001, "Watching", "True", "predictive"]
     finally:
         kube.custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, body["metadata"]["name"])
 
