@@ -87,6 +87,9 @@ def test_cluster_role_is_least_privilege(helm: Path) -> None:
                    for g, r, v in granted if (g, r) != ("", "events")), "only Events are created; nothing deleted"
     assert ("apps", "deployments/scale", "patch") in granted and ("batch", "jobs", "patch") in granted
     assert not any(r == "configmaps" for _, r, _ in granted), "ConfigMaps are read per namespace, not cluster-wide"
+    assert not any(r == "jobs/status" for _, r, _ in granted), "migration is opt-in, and so is its permission"
+    migrating = next(d for d in render(helm, *URL, "--set", "rbac.migration=true") if d["kind"] == "ClusterRole")
+    assert any(r["resources"] == ["jobs/status"] and r["verbs"] == ["patch"] for r in migrating["rules"])
     roles = [d for d in render(helm, *URL) if d["kind"] == "Role"]
     assert [(r["metadata"]["namespace"], [x["resources"] for x in r["rules"]]) for r in roles] == [
         ("gridshift-system", [["configmaps"]])], "model ConfigMaps in the release's namespace only, by default"
