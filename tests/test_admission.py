@@ -30,6 +30,19 @@ def test_a_job_that_waited_the_limit_starts_whatever_the_headroom_and_uses_it_up
     assert decided.headroom_w == pytest.approx(-1_000), "the overdue job's power leaves no room for the other"
 
 
+def test_a_backlog_past_its_wait_limit_starts_one_job_a_period_without_room() -> None:
+    """Three jobs past the limit and no headroom: the one that waited longest starts, the others (and
+    a fresh high-priority job) wait for the next period; with room, every late job that fits starts."""
+    gated = [Gated("Job/a/late1", 4_000, waited_s=950), Gated("Job/a/late2", 4_000, waited_s=1_200),
+             Gated("Job/a/late3", 4_000, waited_s=900), Gated("Job/a/fresh", 1_000, priority=9)]
+    none = admit(gated, headroom_w=0.0, max_wait_s=900)
+    assert none.admitted == ("Job/a/late2",) and none.overdue == ("Job/a/late2",)
+    some = admit(gated, headroom_w=9_000, max_wait_s=900)
+    assert some.admitted == ("Job/a/late2", "Job/a/late1"), "the third late job does not fit, so nothing else starts"
+    assert admit(gated, headroom_w=13_000, max_wait_s=900).admitted == (
+        "Job/a/late2", "Job/a/late1", "Job/a/late3", "Job/a/fresh")
+
+
 def test_headroom_is_the_restore_threshold_less_the_peak_and_gridshifts_own_load() -> None:
     assert admission_headroom(100_000, 0.05, 80_000, 5_000) == pytest.approx(10_000)
     assert admission_headroom(100_000, 0.05, 80_000, -1.0) == pytest.approx(15_000)

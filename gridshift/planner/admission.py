@@ -6,8 +6,10 @@ the site has no room for it: each period the policy admits gated jobs, highest p
 the longest-waiting first among equals, while their expected power fits in the headroom the plan
 leaves below the restore threshold (after this period's restores: work that was running comes back
 before new work starts). The first that does not fit stops the rest, so a large job is not starved
-by smaller ones behind it; a job that has waited ``max_wait_s`` starts whatever the headroom, so
-admission delays work, never refuses it. The simulator and the operator share it.
+by smaller ones behind it. Jobs that have waited ``max_wait_s`` come first, the longest-waiting
+first, and one of them a period starts whatever the headroom: admission delays work, never refuses
+it, and a backlog that has waited too long still starts one job at a time, never all at once (a
+step the planner could not answer within the period). The simulator and the operator share it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Gated:
 class Admission:
     admitted: tuple[str, ...]
     headroom_w: float          # what was left for the next period after the admitted jobs
-    overdue: tuple[str, ...]   # admitted because they waited max_wait_s, room or not
+    overdue: tuple[str, ...]   # admitted after waiting max_wait_s (the first of them whether it fits or not)
 
 
 def admission_headroom(trigger_w: float, hysteresis: float, expected_peak_w: float, restored_w: float) -> float:
@@ -41,15 +43,20 @@ def admission_headroom(trigger_w: float, hysteresis: float, expected_peak_w: flo
 
 def admit(gated: Sequence[Gated], headroom_w: float, max_wait_s: float) -> Admission:
     """Which of ``gated`` start now (see the module docstring)."""
-    order = sorted(gated, key=lambda g: (-g.priority, -g.waited_s, g.key))
-    overdue = tuple(g.key for g in order if g.waited_s >= max_wait_s)
-    room = headroom_w - sum(g.watts for g in order if g.key in overdue)
-    admitted = list(overdue)
-    for g in order:
-        if g.key in overdue:
-            continue
-        if g.watts > room:
+    late = sorted((g for g in gated if g.waited_s >= max_wait_s), key=lambda g: (-g.waited_s, -g.priority, g.key))
+    room, admitted = headroom_w, []
+    for g in late:  # the longest-waiting first; the first of them starts even without room
+        if g.watts > room and admitted:
             break
         admitted.append(g.key)
         room -= g.watts
-    return Admission(tuple(admitted), room, overdue)
+    if len(admitted) == len(late):  # no late job left behind: the others by priority, while they fit
+        for g in sorted(gated, key=lambda g: (-g.priority, -g.waited_s, g.key)):
+            if g.key in admitted:
+                continue
+            if g.watts > room:
+                break
+            admitted.append(g.key)
+            room -= g.watts
+    late_keys = {g.key for g in late}
+    return Admission(tuple(admitted), room, tuple(k for k in admitted if k in late_keys))
