@@ -44,7 +44,8 @@ def admission_headroom(trigger_w: float, hysteresis: float, expected_peak_w: flo
 def admit(gated: Sequence[Gated], headroom_w: float, max_wait_s: float) -> Admission:
     """Which of ``gated`` start now (see the module docstring)."""
     late = sorted((g for g in gated if g.waited_s >= max_wait_s), key=lambda g: (-g.waited_s, -g.priority, g.key))
-    room, admitted = headroom_w, []
+    room = headroom_w
+    admitted: list[str] = []
     for g in late:  # the longest-waiting first; the first of them starts even without room
         if g.watts > room and admitted:
             break
