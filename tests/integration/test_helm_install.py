@@ -87,8 +87,8 @@ def test_helm_install_least_privilege_upgrade_uninstall(lab: Lab, namespace: str
         # The patch it holds on workloads changes only what gridshift changes (the admission policy).
         apps_sa = client.AppsV1Api(sa)
         eventually(lambda: _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {
-            "template": {"spec": {"containers": [{"name": "main", "image": "evil:latest"}]}}}})), 30,
-                   what="the admission policy in force")
+            "template": {"spec": {"containers": [{"name": "main", "image": "evil:latest"}]}}}})), 90,
+                   what="the admission policy in force")  # the API server loads new policies asynchronously
         assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {"template": {
             "spec": {"serviceAccountName": "default"}}}}))
         assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"metadata": {
