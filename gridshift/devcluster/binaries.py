@@ -15,6 +15,7 @@ toolchain from the Go module proxy by itself (``GOTOOLCHAIN``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import re
@@ -68,8 +69,10 @@ def default_bin_dir() -> Path:
     return cache_dir() / "bin" / f"k8s-{KUBERNETES_VERSION}"
 
 
+@functools.lru_cache(maxsize=8)
 def go_version(go: str) -> tuple[int, int] | None:
-    """(major, minor) of the Go at ``go``, or None when it cannot tell (older than 1.16, or broken)."""
+    """(major, minor) of the Go at ``go``, or None when it cannot tell (older than 1.16, or broken).
+    Asked once per path: every Go command of a build reads it through ``_go_env``."""
     try:
         proc = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=30,
                               env={**os.environ, "GOTOOLCHAIN": "local"})

@@ -106,14 +106,15 @@ def _free_bytes(path: Path) -> int:
 def check(*, control_plane: bool = True, prometheus: bool, extras: Sequence[str] = ()) -> Facts:
     """The facts of this machine for a command that needs the control plane (unless it is given one),
     with ``prometheus`` a Prometheus too (the demo, the test suite), and the package's ``extras``."""
+    cached = binaries.Binaries(binaries.default_bin_dir())
     to_build: list[str] = []
     if control_plane and not os.environ.get("GRIDSHIFT_K8S_BIN_DIR"):
-        to_build += binaries.Binaries(binaries.default_bin_dir()).missing()
+        to_build += cached.missing()
     if prometheus and binaries.find_prometheus() is None:
         to_build.append("prometheus")
     go = shutil.which("go")
     cache = binaries.cache_dir()
-    timings = dict(binaries.build_seconds(binaries.Binaries(binaries.default_bin_dir())))
+    timings = dict(binaries.build_seconds(cached))
     missing_extras = tuple(e for e in extras if importlib.util.find_spec(EXTRA_MODULE[e]) is None)
     return Facts(tuple(to_build), go, binaries.go_version(go) if go and to_build else None,
                  os.environ.get("GOTOOLCHAIN"), _free_bytes(cache), cache, missing_extras, os.cpu_count() or 1,
