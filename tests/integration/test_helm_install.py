@@ -4,6 +4,7 @@ same token is refused outside the role, so it is least privilege; upgrade and un
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import uuid
@@ -50,6 +51,22 @@ def _refused(call) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
+def _admission_diagnosis(kube: Kube, release_ns: str, sa: client.ApiClient) -> str:
+    """What the cluster holds of the chart's admission policy, and who the token is, for a failure
+    message: whether helm rendered the policy, whether the API server has it and its binding, and
+    the user name its match condition compares."""
+    adm = client.AdmissionregistrationV1Api(kube.api)
+    kinds = [line for line in _helm(kube, "get", "manifest", "gridshift", "--namespace", release_ns)
+             .stdout.splitlines() if line.startswith("kind:")]
+    policies = {p.metadata.name: (p.spec.match_conditions, p.status)
+                for p in adm.list_validating_admission_policy().items}
+    bindings = {b.metadata.name: b.spec.policy_name for b in adm.list_validating_admission_policy_binding().items}
+    review = client.AuthenticationV1Api(sa).create_self_subject_review({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    return (f"helm manifest kinds: {kinds}\npolicies: {policies}\nbindings: {bindings}\n"
+            f"token user: {review.status.user_info.username}")
+
+
 def test_helm_install_least_privilege_upgrade_uninstall(lab: Lab, namespace: str, tmp_path: Path) -> None:
     kube = lab.kube
     release_ns = f"gs-{uuid.uuid4().hex[:6]}"
@@ -85,10 +102,24 @@ def test_helm_install_least_privilege_upgrade_uninstall(lab: Lab, namespace: str
         assert denied.value.status == 403
         assert client.CoreV1Api(sa).read_namespaced_config_map("kube-root-ca.crt", release_ns).data
         # The patch it holds on workloads changes only what gridshift changes (the admission policy).
+        # The API server loads a new policy asynchronously: probe on a throwaway Deployment, each try
+        # a new image (a patch accepted before the policy was loaded would make the next identical
+        # one a no-op, which the policy lets through), then check the real one.
         apps_sa = client.AppsV1Api(sa)
-        eventually(lambda: _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {
-            "template": {"spec": {"containers": [{"name": "main", "image": "evil:latest"}]}}}})), 90,
-                   what="the admission policy in force")  # the API server loads new policies asynchronously
+        kube.apps.create_namespaced_deployment(namespace, inference("probe", site.name, 0, 300))
+        tries = itertools.count()
+        try:
+            eventually(lambda: _refused(lambda: apps_sa.patch_namespaced_deployment("probe", namespace, {"spec": {
+                "template": {"spec": {"containers": [{"name": "main", "image": f"evil:{next(tries)}"}]}}}})), 90,
+                       what="the admission policy in force")
+        except BaseException:
+            try:
+                print(_admission_diagnosis(kube, release_ns, sa))
+            except Exception as exc:  # the diagnosis must not hide the failure
+                print(f"no diagnosis: {exc!r}")
+            raise
+        assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {
+            "template": {"spec": {"containers": [{"name": "main", "image": "evil:latest"}]}}}}))
         assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"spec": {"template": {
             "spec": {"serviceAccountName": "default"}}}}))
         assert _refused(lambda: apps_sa.patch_namespaced_deployment("chat", namespace, {"metadata": {
