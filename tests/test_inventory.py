@@ -1,13 +1,13 @@
 """The operator's inventory, without a cluster: what a policy governs, from the objects the API server
-would list (operator.inventory.translate, battery_of, owner_key, selector_string)."""
+would list (operator.inventory.translate, battery_of, owner_key)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gridshift.api import annotations as ann
-from gridshift.api.powerpolicy import LabelSelector, PowerPolicySpec
-from gridshift.operator.inventory import Inventory, battery_of, hpa_floors, owner_key, selector_string, translate
+from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.operator.inventory import Inventory, battery_of, hpa_floors, owner_key, translate
 
 SPEC = PowerPolicySpec.model_validate({"budget": {"capWatts": 100000}, "workloads": {"wattsPerGpu": 500}})
 NODES = {"gpu-1": 8, "gpu-2": 8}
@@ -133,13 +133,3 @@ def test_a_battery_not_ready_or_without_charge_is_skipped_with_the_reason() -> N
     assert stranded[0].setpoint_w == 200.0  # the setpoint left on it, to be cleared
     assert battery_of("ess", {**ready, "status": {}}, notes) is None
     assert "no state of charge yet" in notes[-1]
-
-
-def test_selectors_are_written_in_the_api_servers_syntax() -> None:
-    sel = LabelSelector.model_validate({
-        "matchLabels": {"site": "a", "gpu": "h100"},
-        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["x", "y"]},
-                             {"key": "zone", "operator": "NotIn", "values": ["z"]},
-                             {"key": "gridshift.io/site", "operator": "Exists"},
-                             {"key": "spot", "operator": "DoesNotExist"}]})
-    assert selector_string(sel) == "gpu=h100,site=a,tier in (x,y),zone notin (z),gridshift.io/site,!spot"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,20 @@ from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.telemetry.traces import load_gpu_series
 
+# Every node's GPU count, and per node the running pods' GPUs in assignment order.
+Placement = tuple[dict[str, int], dict[str, list[tuple[dict[str, Any], int]]]]
+
 
 class Twin(Collector):
     def __init__(self, api: client.ApiClient, trace_dir: Path | None = None, idle_w: float = 60.0,
-                 default_w: float = 400.0):
+                 default_w: float = 400.0, refresh_s: float | None = None):
+        """``refresh_s``: list nodes and pods in the background this often and serve every scrape
+        from the last listing (a fleet of a thousand nodes, where listing them at each scrape outlasts
+        the scrape timeout); None lists them at each scrape (power follows a pod at once)."""
+        if refresh_s is not None and not refresh_s > 0:
+            raise ValueError(f"refresh_s must be positive, got {refresh_s}")
+        self.refresh_s = refresh_s
+        self.placement: Placement | None = None
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.trace_dir = trace_dir
@@ -82,10 +92,9 @@ class Twin(Collector):
         except ValueError:
             return self.default_w
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = time.time()
-        family = GaugeMetricFamily("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).",
-                                   labels=["gpu", "UUID", "Hostname", "namespace", "pod", "container"])
+    def _list_placement(self) -> Placement:
+        """Every node's GPU count, and the GPUs of the running pods on it in the order they were
+        assigned (pod, index of the GPU within the pod)."""
         nodes = {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
                  for n in list_items(self.core.list_node)}
         by_node: dict[str, list[dict[str, Any]]] = {}
@@ -94,24 +103,46 @@ class Twin(Collector):
             if (node in nodes and gpus_requested(pod["spec"].get("containers")) > 0
                     and not pod["metadata"].get("deletionTimestamp")):
                 by_node.setdefault(node, []).append(pod)
+        owners: dict[str, list[tuple[dict[str, Any], int]]] = {}
+        for node, pods in by_node.items():
+            for pod in sorted(pods, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])):
+                owners.setdefault(node, []).extend(
+                    (pod, i) for i in range(gpus_requested(pod["spec"].get("containers"))))
+        return nodes, owners
+
+    def _placement_loop(self) -> None:
+        assert self.refresh_s is not None
+        while not self.stop_event.wait(self.refresh_s):
+            try:
+                self.placement = self._list_placement()
+            except Exception as exc:  # an API blip: serve the last listing until the next
+                print(f"twin: listing nodes and pods failed ({type(exc).__name__}); serving the last listing")
+
+    def _gpus(self, now: float, silent: bool) -> Iterator[tuple[list[str], float]]:
+        """Each GPU's labels and watts; the silent nodes' too when ``silent``."""
+        nodes, placed = self.placement if self.placement is not None else self._list_placement()
         for node, gpus in nodes.items():
-            if node in self.silent:
+            if node in self.silent and not silent:
                 continue
-            owners: list[tuple[dict[str, Any], int]] = []
-            for pod in sorted(by_node.get(node, []), key=lambda p: (p["metadata"]["creationTimestamp"],
-                                                                   p["metadata"]["name"])):
-                owners.extend((pod, i) for i in range(gpus_requested(pod["spec"].get("containers"))))
+            owners = placed.get(node, [])
             for g in range(gpus):
                 if g < len(owners):
                     pod, i = owners[g]
                     meta = pod["metadata"]
-                    labels = [str(g), f"GPU-{node}-{g}", node, meta["namespace"], meta["name"],
-                              pod["spec"]["containers"][0]["name"]]
-                    watts = self._gpu_watts(pod, i, now)
+                    yield ([str(g), f"GPU-{node}-{g}", node, meta["namespace"], meta["name"],
+                            pod["spec"]["containers"][0]["name"]], self._gpu_watts(pod, i, now))
                 else:
-                    labels = [str(g), f"GPU-{node}-{g}", node, "", "", ""]
-                    watts = self.idle_w
-                family.add_metric(labels, watts)
+                    yield [str(g), f"GPU-{node}-{g}", node, "", "", ""], self.idle_w
+
+    def drawn_watts(self, nodes: Collection[str]) -> float:
+        """What the GPUs of ``nodes`` draw now, silent or not (what a site meter would read)."""
+        return sum(watts for labels, watts in self._gpus(time.time(), silent=True) if labels[2] in nodes)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).",
+                                   labels=["gpu", "UUID", "Hostname", "namespace", "pod", "container"])
+        for labels, watts in self._gpus(time.time(), silent=False):
+            family.add_metric(labels, watts)
         yield family
         plants = GaugeMetricFamily("site_renewable_power_watts", "Renewable supply of a site (W).", labels=["site"])
         for site, watts in sorted(self.renewables.items()):
@@ -159,6 +190,9 @@ class Twin(Collector):
         registry.register(self)
         for collector in extra:
             registry.register(collector)
+        if self.refresh_s is not None:
+            self.placement = self._list_placement()
+            threading.Thread(target=self._placement_loop, daemon=True, name="twin-placement").start()
         self.server, _ = start_http_server(port, addr=addr, registry=registry)
         threading.Thread(target=self._battery_loop, daemon=True, name="twin-battery").start()
         return self

@@ -28,6 +28,7 @@ from gridshift.operator.events import Event
 from gridshift.operator.inventory import Inventory, InventoryReader
 from gridshift.operator.migrating import MigrationStep
 from gridshift.operator.models import ModelCache
+from gridshift.operator.objects import ClusterObjects
 from gridshift.operator.queries import power_query
 from gridshift.operator.status import (
     RECENT_ACTIONS,
@@ -127,13 +128,16 @@ class PolicyController:
     # -- the period ---------------------------------------------------------------------------------------------------
 
     def run_once(self, name: str, spec: PowerPolicySpec, status: dict[str, Any] | None,
-                 generation: int | None = None, now: float | None = None) -> PeriodResult:
+                 generation: int | None = None, now: float | None = None,
+                 cluster: ClusterObjects | None = None) -> PeriodResult:
+        """One control period of policy ``name``. ``cluster``: the cluster's objects as the operator's
+        watch caches hold them (None: listed from the API server, each kind once)."""
         started = time.monotonic()
         now = time.time() if now is None else now
         status = dict(status or {})
         mem = self.memory.setdefault(name, _Memory())
         try:
-            return self._period(name, spec, status, generation, now, mem)
+            return self._period(name, spec, status, generation, now, mem, cluster or self.inventory.listed())
         finally:
             metrics.LOOP_SECONDS.labels(name).observe(time.monotonic() - started)
 
@@ -191,7 +195,7 @@ class PolicyController:
         return [outcome]
 
     def _period(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
-                mem: _Memory) -> PeriodResult:
+                mem: _Memory, cluster: ClusterObjects) -> PeriodResult:
         url = spec.telemetry.prometheus_url or self.default_prometheus_url
         if url is None:
             return self._degraded(name, spec, status, generation, now, mem, "NoPrometheus",
@@ -202,7 +206,7 @@ class PolicyController:
                                   f"spec.telemetry.prometheusUrl {url!r} is not under any of the operator's "
                                   "--allow-prometheus-url base URLs; nothing was requested from it")
         try:
-            nodes = self.inventory.nodes(spec.scope.node_selector)
+            nodes = self.inventory.nodes(spec.scope.node_selector, cluster)
         except client.ApiException as exc:
             return self._degraded(name, spec, status, generation, now, mem, "InventoryFailed",
                                   f"listing nodes failed: {exc.status} {exc.reason}")
@@ -243,7 +247,7 @@ class PolicyController:
                                        ("namespace", "pod"))
             pod_watts = {(k[0], k[1]): v for k, v in by_pod.items()}
         try:
-            inventory = self.inventory.read(name, spec, nodes, pod_watts)
+            inventory = self.inventory.read(name, spec, nodes, pod_watts, cluster)
         except client.ApiException as exc:
             return self._degraded(name, spec, status, generation, now, mem, "InventoryFailed",
                                   f"listing workloads failed: {exc.status} {exc.reason}")
@@ -290,7 +294,7 @@ class PolicyController:
 
         result = self._act(name, spec, status, now, inventory, view, mem, paced)
         result.events[:0] = recovered
-        self._migrate(name, spec, status, now, inventory, reader, mem, result)
+        self._migrate(name, spec, status, now, inventory, reader, mem, result, cluster)
         self._explain(name, spec, status, generation, now, inventory, view, error, result, mem, paced, skill,
                       speculation)
         return result
@@ -401,12 +405,12 @@ class PolicyController:
             log.warning("intended actions of %s not recorded before applying them: %s", name, exc)
 
     def _migrate(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
-                 reader: PrometheusReader, mem: _Memory, result: PeriodResult) -> None:
+                 reader: PrometheusReader, mem: _Memory, result: PeriodResult, cluster: ClusterObjects) -> None:
         """Follow renewable surplus (spec.migration): status.sites and status.migrations, Events."""
         dry = spec.safety.dry_run or self.force_dry_run
         try:
             moved = self.migration.run(name, spec, inventory, reader, now, dry, status.get("migrations") or [],
-                                       mem.said)
+                                       mem.said, cluster)
         except client.ApiException as exc:
             message = f"migration step failed: {exc.status} {exc.reason}"
             inventory.notes.append(message)

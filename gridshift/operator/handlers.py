@@ -15,9 +15,14 @@ never overlap (``_policy_lock``), and no period runs for a policy once it is rel
 errors (an API server or network blip) are caught like API errors: the loop retries at its next
 period instead of leaving the daemon to Kopf's one-minute backoff.
 
-The operator's flags (``OperatorConfig``), the policy controller and the Modbus driver live in Kopf's
-memo (``kopf.run(memo=config.memo())``; the startup handler builds the rest); the period pool and
-the per-policy locks are the process's own.
+Periods read the cluster from the watch caches (``gridshift.operator.watching``: nodes, namespaces,
+running pods, PriorityClasses, HPAs and workloads), never from list calls: at a thousand nodes a
+period that listed every pod and workload spent seconds doing it, once per policy. Until every kind
+has been listed once a period lists for itself.
+
+The operator's flags (``OperatorConfig``), the policy controller, the Modbus driver and the watch
+caches live in Kopf's memo (``kopf.run(memo=config.memo())``; the startup handler builds the rest);
+the period pool and the per-policy locks are the process's own.
 """
 
 from __future__ import annotations
@@ -47,13 +52,14 @@ from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyCon
 from gridshift.operator.events import Event
 from gridshift.operator.status import condition
 from gridshift.operator.storage import ModbusStorageController
+from gridshift.operator.watching import WatchCache
 from gridshift.planner import Action
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     """The operator's flags (``gridshift operator run``), carried in Kopf's memo as ``memo.config``;
-    the startup handler adds the shared ``memo.controller`` and ``memo.storage`` from them."""
+    the startup handler adds the shared ``memo.controller``, ``memo.storage`` and ``memo.cache`` from them."""
 
     prometheus_url: str | None = None
     force_dry_run: bool = False
@@ -141,6 +147,8 @@ def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None
     settings.peering.lifetime = config.peering_lifetime_s
     memo.controller = build_controller(config)
     memo.storage = ModbusStorageController(memo.controller.api)
+    # Every replica keeps the caches, a standby too: it takes over with them warm.
+    memo.cache = WatchCache(memo.controller.api).start()
     threading.Thread(target=_count_policies, args=(memo.controller,), name="gridshift-policy-count",
                      daemon=True).start()
 
@@ -184,7 +192,8 @@ def _why(exc: BaseException) -> str:
     return f"{exc.status} {exc.reason}" if isinstance(exc, client.ApiException) else f"{type(exc).__name__}: {exc}"
 
 
-def _control_period(ctl: PolicyController, name: str, body: kopf.Body, logger: kopf.Logger) -> float:
+def _control_period(ctl: PolicyController, cache: WatchCache, name: str, body: kopf.Body,
+                    logger: kopf.Logger) -> float:
     """One control period of ``name`` (in the period pool); returns the seconds until the next."""
     uid = body.get("metadata", {}).get("uid", name)
     period = 15.0
@@ -203,7 +212,8 @@ def _control_period(ctl: PolicyController, name: str, body: kopf.Body, logger: k
             period = float(spec.safety.period_seconds)
             try:
                 result = ctl.run_once(name, spec, dict(body.get("status") or {}),
-                                               generation=body.get("metadata", {}).get("generation"))
+                                      generation=body.get("metadata", {}).get("generation"),
+                                      cluster=cache.snapshot())
             except Exception as exc:  # one bad period must not stop the policy's control
                 logger.exception("control period failed")
                 metrics.ERRORS.labels(name, "period").inc()
@@ -225,7 +235,7 @@ async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logge
     try:
         while not stopped:
             started = time.monotonic()
-            period = await _in_pool(_control_period, memo.controller, name, body, logger)
+            period = await _in_pool(_control_period, memo.controller, memo.cache, name, body, logger)
             await stopped.wait(max(0.05, period - (time.monotonic() - started)))
     finally:
         metrics.CONTROLLED.dec()

@@ -1,10 +1,12 @@
 """What a policy governs, read from the cluster: its nodes, the workloads running on them (with
 priority, floor, protection and watts per replica) and its battery. Read-only: ``InventoryReader``
-lists the objects, the pure ``translate`` and ``battery_of`` turn them into the planner's terms."""
+takes the objects (``gridshift.operator.objects``: the operator's watch caches, or listed), the pure
+``translate`` and ``battery_of`` turn them into the planner's terms."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,24 +15,10 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import parse_rfc3339
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, LabelSelector, PowerPolicySpec
-from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
+from gridshift.api.resources import GPU_RESOURCE, gpus_requested
+from gridshift.operator.objects import ClusterObjects, Listed, labels_of, selected
 from gridshift.planner import BatteryState, Workload
 from gridshift.planner.ladder import Kind
-
-
-def selector_string(sel: LabelSelector) -> str:
-    """A LabelSelector in the API server's ``labelSelector`` query syntax."""
-    parts = [f"{k}={v}" for k, v in sorted(sel.match_labels.items())]
-    for req in sel.match_expressions:
-        if req.operator == "In":
-            parts.append(f"{req.key} in ({','.join(req.values)})")
-        elif req.operator == "NotIn":
-            parts.append(f"{req.key} notin ({','.join(req.values)})")
-        elif req.operator == "Exists":
-            parts.append(req.key)
-        else:
-            parts.append(f"!{req.key}")
-    return ",".join(parts)
 
 
 def _int(value: str | None, default: int | None = None) -> int | None:
@@ -93,41 +81,41 @@ class Inventory:
 
 class InventoryReader:
     def __init__(self, api: client.ApiClient):
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.sched = client.SchedulingV1Api(api)
-        self.autoscaling = client.AutoscalingV2Api(api)
+        self.api = api
         self.custom = client.CustomObjectsApi(api)
 
-    def nodes(self, selector: LabelSelector) -> dict[str, int]:
+    def listed(self) -> Listed:
+        """The cluster's objects listed from the API server, each kind once when first read: for a
+        caller without the operator's watch caches (``gridshift.operator.objects``)."""
+        return Listed(self.api)
+
+    def nodes(self, selector: LabelSelector, objects: ClusterObjects | None = None) -> dict[str, int]:
         """The nodes a selector picks (a policy's scope, a migration site): name -> GPU capacity."""
-        nodes = list_items(self.core.list_node, label_selector=selector_string(selector))
+        nodes = selected((objects or self.listed()).nodes, selector)
         return {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
                 for n in nodes}
 
-    def node_labels(self) -> dict[str, dict[str, str]]:
-        """Every node's labels, by name: one list call that each migration site filters locally."""
-        return {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in list_items(self.core.list_node)}
+    def node_labels(self, objects: ClusterObjects | None = None) -> dict[str, dict[str, str]]:
+        """Every node's labels, by name (each migration site filters them locally)."""
+        return {n["metadata"]["name"]: labels_of(n) for n in (objects or self.listed()).nodes}
 
     def read(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str],
-             pod_watts: dict[tuple[str, str], float] | None = None) -> Inventory:
-        """Everything the planner needs to know about the policy's workloads. Lists are read as
-        plain JSON (see ``list_items``): at a thousand nodes the client's models cost seconds."""
-        namespaces = {n["metadata"]["name"] for n in list_items(
-            self.core.list_namespace, label_selector=selector_string(spec.workloads.namespace_selector))}
-        running = list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running")
-        priorities = {pc["metadata"]["name"]: pc.get("value", 0) for pc in list_items(self.sched.list_priority_class)}
-        floors = hpa_floors(list_items(self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces))
-        selector = selector_string(spec.workloads.selector)
-        objects: list[tuple[Kind, dict[str, Any]]] = [
-            *(("Deployment", d) for d in list_items(self.apps.list_deployment_for_all_namespaces,
-                                                    label_selector=selector)),
-            *(("StatefulSet", d) for d in list_items(self.apps.list_stateful_set_for_all_namespaces,
-                                                     label_selector=selector)),
-            *(("Job", d) for d in list_items(self.batch.list_job_for_all_namespaces, label_selector=selector)),
+             pod_watts: dict[tuple[str, str], float] | None = None,
+             objects: ClusterObjects | None = None) -> Inventory:
+        """Everything the planner needs to know about the policy's workloads, from ``objects`` (the
+        operator's watch caches; listed from the API server when None)."""
+        objects = objects or self.listed()
+        namespaces = {n["metadata"]["name"] for n in selected(objects.namespaces, spec.workloads.namespace_selector)}
+        priorities = {pc["metadata"]["name"]: pc.get("value", 0) for pc in objects.priority_classes}
+        floors = hpa_floors(list(objects.hpas))
+        chosen = spec.workloads.selector
+        governed: list[tuple[Kind, dict[str, Any]]] = [
+            *(("Deployment", d) for d in selected(objects.deployments, chosen)),
+            *(("StatefulSet", d) for d in selected(objects.statefulsets, chosen)),
+            *(("Job", d) for d in selected(objects.jobs, chosen)),
         ]
-        inventory = translate(name, spec, nodes, namespaces, running, objects, priorities, floors, pod_watts or {})
+        inventory = translate(name, spec, nodes, namespaces, objects.running_pods, governed, priorities, floors,
+                              pod_watts or {})
         if spec.storage is not None:
             stranded: list[BatteryState] = []
             inventory.battery = self.battery(spec.storage.energy_storage_ref, inventory.notes, stranded)
@@ -184,7 +172,7 @@ def hpa_floors(hpas: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str], namespaces: set[str],
-              running: list[dict[str, Any]], objects: list[tuple[Kind, dict[str, Any]]], priorities: dict[str, int],
+              running: Sequence[dict[str, Any]], objects: list[tuple[Kind, dict[str, Any]]], priorities: dict[str, int],
               floors: dict[str, int], pod_watts: dict[tuple[str, str], float]) -> Inventory:
     """The policy ``name``'s inventory from what the cluster holds (JSON), pure: the workloads among
     ``objects`` in ``namespaces`` with running pods on ``nodes`` (or held by this policy), each with

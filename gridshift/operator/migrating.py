@@ -21,6 +21,7 @@ from gridshift.api.powerpolicy import PowerPolicySpec, Site
 from gridshift.operator import metrics
 from gridshift.operator.events import Event, object_ref
 from gridshift.operator.inventory import Inventory, InventoryReader, MovableJob
+from gridshift.operator.objects import ClusterObjects
 from gridshift.operator.queries import power_query
 from gridshift.planner.migration import Candidate, JobDecision, SiteNow, plan_moves, surplus
 from gridshift.telemetry.prometheus import PrometheusReader
@@ -52,7 +53,8 @@ class MigrationStep:
         self.inventory = inventory
 
     def run(self, name: str, spec: PowerPolicySpec, inventory: Inventory, reader: PrometheusReader, now: float,
-            dry: bool, previous: list[dict[str, Any]], said: dict[str, str]) -> MigrationResult:
+            dry: bool, previous: list[dict[str, Any]], said: dict[str, str],
+            cluster: ClusterObjects | None = None) -> MigrationResult:
         """One period of migration for policy ``name``. ``previous`` is the last status.migrations;
         ``said`` remembers, per Job, the last decision an Event reported (so a Job that stays for the
         same reason is not reported every period)."""
@@ -60,7 +62,7 @@ class MigrationStep:
         result = MigrationResult()
         if not mig.enabled or not mig.sites:
             return result
-        labels = self.inventory.node_labels()
+        labels = self.inventory.node_labels(cluster)
         views = [self._read_site(spec, site, labels, reader, now) for site in mig.sites]
         result.sites = [v.status for v in views]
         metrics.sites(name, {v.spec.name: (v.now.surplus_w, v.status["windowSeconds"]) for v in views})

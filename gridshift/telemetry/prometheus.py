@@ -13,8 +13,10 @@ import ast
 import datetime as _dt
 import hashlib
 import json
+import math
 import re
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +72,25 @@ class Access:
         return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
 
+# A range read again re-reads this much before its last point: a step evaluated before every
+# target's latest scrape had landed may read differently now.
+REREAD_S = 30.0
+MAX_RANGES = 64  # queries whose points a reader keeps (the least recently read are dropped)
+
+
+@dataclass(frozen=True)
+class _Range:
+    times: np.ndarray
+    values: np.ndarray
+
+
+def _utc(t: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC)
+
+
 class PrometheusReader:
-    """PromQL in, evenly spaced watts out (prometheus-api-client underneath)."""
+    """PromQL in, evenly spaced watts out (prometheus-api-client underneath). Thread-safe: the
+    operator's policies share a reader per Prometheus."""
 
     def __init__(self, url: str, timeout_s: float = 5.0, access: Access | None = None):
         self.url = url
@@ -86,6 +105,8 @@ class PrometheusReader:
             headers["Authorization"] = f"Bearer {access.token}"
         self.client = PrometheusConnect(url=url, timeout=timeout_s, session=session, headers=headers or None,
                                         auth=access.basic)
+        self._ranges: dict[tuple[str, float], _Range] = {}
+        self._lock = threading.Lock()
 
     def _pem(self, name: str, data: bytes) -> str:
         path = Path(self._files.name) / name
@@ -95,10 +116,19 @@ class PrometheusReader:
 
     def read(self, query: str, now: float, lookback_s: float = 300.0, step_s: float = 1.0,
              stale_after_s: float = 60.0, max_gap_s: float = 5.0) -> Reading:
-        start = _dt.datetime.fromtimestamp(now - lookback_s, _dt.UTC)
-        end = _dt.datetime.fromtimestamp(now, _dt.UTC)
+        """``query`` (one series) over the last ``lookback_s`` seconds at ``step_s``, judged ok, stale,
+        missing or error. The range is read incrementally: points already read for the same query
+        and step are kept, and only the last ``REREAD_S`` seconds before them are read again."""
+        start = math.ceil((now - lookback_s) / step_s) * step_s  # on the step grid: reads line up
+        key = (query, step_s)
+        with self._lock:
+            known = self._ranges.get(key)
+        since = start
+        if known is not None and known.times.size and known.times[-1] >= start:
+            since = max(start, math.floor((known.times[-1] - REREAD_S) / step_s) * step_s)
         try:
-            result = self.client.custom_query_range(query, start_time=start, end_time=end, step=f"{step_s:g}")
+            result = self.client.custom_query_range(query, start_time=_utc(since), end_time=_utc(now),
+                                                    step=f"{step_s:g}")
         except requests.exceptions.RequestException as exc:
             return Reading("error", unreachable(self.url, exc))
         except PrometheusApiClientException as exc:
@@ -109,12 +139,19 @@ class PrometheusReader:
             samples = parse_prometheus_range({"status": "success", "data": {"resultType": "matrix", "result": result}})
         except TraceError as exc:
             return Reading("error", str(exc))
-        if not samples:
-            return Reading("missing", f"{_short(query)} matched no series in the last {lookback_s:.0f} s")
         if len(samples) > 1:
+            self._forget(key)
             return Reading("error", f"{_short(query)} returned {len(samples)} series; "
                                     "aggregate it to one (e.g. sum(...))")
-        times, values = samples[0].times, samples[0].values
+        times = samples[0].times if samples else np.empty(0)
+        values = samples[0].values if samples else np.empty(0)
+        if since > start and known is not None:  # the points read before, up to where this read began
+            kept = (known.times >= start) & (known.times < since)
+            times, values = np.concatenate([known.times[kept], times]), np.concatenate([known.values[kept], values])
+        if not times.size:
+            self._forget(key)
+            return Reading("missing", f"{_short(query)} matched no series in the last {lookback_s:.0f} s")
+        self._remember(key, _Range(times, values))
         finite = np.isfinite(values)
         if not finite.any():
             return Reading("missing", f"{_short(query)} returned only NaN in the last {lookback_s:.0f} s")
@@ -125,6 +162,17 @@ class PrometheusReader:
         segments = resample(times, values, step=step_s, max_gap_s=max_gap_s, min_length=1)
         # The segment that ends with the newest sample: older data before a long gap is history.
         return Reading("ok", "", segments[-1], newest_age_s=age)
+
+    def _remember(self, key: tuple[str, float], points: _Range) -> None:
+        with self._lock:
+            self._ranges.pop(key, None)
+            self._ranges[key] = points  # the most recently read last
+            while len(self._ranges) > MAX_RANGES:
+                self._ranges.pop(next(iter(self._ranges)))
+
+    def _forget(self, key: tuple[str, float]) -> None:
+        with self._lock:
+            self._ranges.pop(key, None)
 
     def read_by(self, query: str, labels: tuple[str, ...]) -> tuple[dict[tuple[str, ...], float], str]:
         """An instant vector keyed by the values of ``labels``: ``({key: value}, "")`` or

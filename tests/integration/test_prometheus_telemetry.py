@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
@@ -76,6 +77,32 @@ def test_live_power_is_read_and_follows_changes(stack):
         steady.gauge.labels(gpu=str(gpu)).set(400.0)
     eventually(lambda: read(prom, steady.query()).latest_watts == pytest.approx(3200.0), timeout=15,
                what="the new power level")
+
+
+def test_a_reader_that_reads_again_reads_only_the_new_points_and_gets_what_a_fresh_read_gets(stack):
+    prom, steady, _ = stack
+    reader = PrometheusReader(prom.url)
+    spans: list[float] = []
+    query_range = reader.client.custom_query_range
+
+    def recorded(query, start_time, end_time, step):  # type: ignore[no-untyped-def]
+        spans.append((end_time - start_time).total_seconds())
+        return query_range(query, start_time=start_time, end_time=end_time, step=step)
+
+    reader.client.custom_query_range = recorded  # type: ignore[method-assign]
+    eventually(lambda: reader.read(steady.query(), now=time.time(), lookback_s=120).status == "ok", timeout=30,
+               what="a first sample")
+    for watts in (800.0, 2000.0):
+        for gpu in range(8):
+            steady.gauge.labels(gpu=str(gpu)).set(watts / 8)
+        time.sleep(2.5)
+        now = time.time()
+        again = reader.read(steady.query(), now=now, lookback_s=120, stale_after_s=5)
+        fresh = PrometheusReader(prom.url).read(steady.query(), now=now, lookback_s=120, stale_after_s=5)
+        assert again.status == fresh.status == "ok", (again, fresh)
+        assert again.series.start == fresh.series.start
+        np.testing.assert_array_equal(again.series.values, fresh.series.values)
+    assert spans[0] >= 119 and max(spans[1:]) < 40, spans  # the later reads asked for the last half minute
 
 
 def test_a_target_that_disappears_goes_stale_never_zero(stack):

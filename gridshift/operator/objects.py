@@ -1,0 +1,183 @@
+"""The cluster objects a control period reads, as plain JSON: nodes, namespaces, running pods,
+PriorityClasses, HPAs and the Deployments, StatefulSets and Jobs a policy may govern.
+
+Two sources give the same view. In the operator, watch streams keep them in memory (Kopf indexes,
+declared in ``handlers``) and each period reads a ``Snapshot`` of them: no list call at all, so the
+period's cost no longer grows with a list of every pod and workload per policy per period, and
+every policy shares the one copy. Elsewhere (a policy's release, a test calling the controller, a
+controller without indexes) ``Listed`` lists each kind from the API server on first use within a
+period. Label selection is local in both (``selected``), as the API server decides it
+(``LabelSelector.matches``). A cache keeps of each object only what the inventory reads (``kept``),
+which keeps the in-memory copy of a large cluster small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+from kubernetes import client
+
+from gridshift.api.powerpolicy import LabelSelector
+from gridshift.api.resources import list_items
+
+Obj = dict[str, Any]
+KINDS = ("nodes", "namespaces", "running_pods", "priority_classes", "hpas", "deployments", "statefulsets", "jobs")
+
+
+class ClusterObjects(Protocol):
+    """What a period reads of the cluster (each kind a sequence of JSON objects)."""
+
+    @property
+    def nodes(self) -> Sequence[Obj]: ...
+    @property
+    def namespaces(self) -> Sequence[Obj]: ...
+    @property
+    def running_pods(self) -> Sequence[Obj]: ...
+    @property
+    def priority_classes(self) -> Sequence[Obj]: ...
+    @property
+    def hpas(self) -> Sequence[Obj]: ...
+    @property
+    def deployments(self) -> Sequence[Obj]: ...
+    @property
+    def statefulsets(self) -> Sequence[Obj]: ...
+    @property
+    def jobs(self) -> Sequence[Obj]: ...
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The objects as the watch streams held them at one moment (taken on the event loop, read in
+    the period's thread)."""
+
+    nodes: Sequence[Obj] = ()
+    namespaces: Sequence[Obj] = ()
+    running_pods: Sequence[Obj] = ()
+    priority_classes: Sequence[Obj] = ()
+    hpas: Sequence[Obj] = ()
+    deployments: Sequence[Obj] = ()
+    statefulsets: Sequence[Obj] = ()
+    jobs: Sequence[Obj] = ()
+
+    @classmethod
+    def of(cls, stores: Mapping[str, Iterable[Obj]]) -> Snapshot:
+        """A snapshot from one store of objects per kind (``KINDS``); a kind not given is empty."""
+        unknown = set(stores) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown kinds {sorted(unknown)}; expected some of {KINDS}")
+        return cls(**{kind: tuple(objects) for kind, objects in stores.items()})
+
+
+class Listed:
+    """The objects listed from the API server, each kind once, when first read."""
+
+    def __init__(self, api: client.ApiClient):
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.sched = client.SchedulingV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
+
+    @cached_property
+    def nodes(self) -> Sequence[Obj]:
+        return list_items(self.core.list_node)
+
+    @cached_property
+    def namespaces(self) -> Sequence[Obj]:
+        return list_items(self.core.list_namespace)
+
+    @cached_property
+    def running_pods(self) -> Sequence[Obj]:
+        return list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running")
+
+    @cached_property
+    def priority_classes(self) -> Sequence[Obj]:
+        return list_items(self.sched.list_priority_class)
+
+    @cached_property
+    def hpas(self) -> Sequence[Obj]:
+        return list_items(self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces)
+
+    @cached_property
+    def deployments(self) -> Sequence[Obj]:
+        return list_items(self.apps.list_deployment_for_all_namespaces)
+
+    @cached_property
+    def statefulsets(self) -> Sequence[Obj]:
+        return list_items(self.apps.list_stateful_set_for_all_namespaces)
+
+    @cached_property
+    def jobs(self) -> Sequence[Obj]:
+        return list_items(self.batch.list_job_for_all_namespaces)
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def selected(objects: Iterable[Obj], selector: LabelSelector) -> list[Obj]:
+    """The objects whose labels ``selector`` picks."""
+    return [o for o in objects if selector.matches(labels_of(o))]
+
+
+# What the inventory reads of each kind (``projected`` paths; ``[]`` maps over a list). A watch cache
+# keeps only these: a node's conditions and images, a pod's status and the rest of its spec, a
+# workload's other annotations (``kubectl.kubernetes.io/last-applied-configuration`` is a copy of the
+# whole object) would otherwise be held for every object of a large cluster.
+_POD_TEMPLATE = ("spec.template.spec.containers[].name", "spec.template.spec.containers[].resources",
+                 "spec.template.spec.priorityClassName")
+KEPT: dict[str, tuple[str, ...]] = {
+    "nodes": ("metadata.name", "metadata.labels", "status.capacity"),
+    "namespaces": ("metadata.name", "metadata.labels"),
+    "running_pods": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.ownerReferences",
+                     "spec.nodeName", "spec.containers[].name", "spec.containers[].resources", "status.phase"),
+    "priority_classes": ("metadata.name", "value"),
+    "hpas": ("metadata.namespace", "spec.scaleTargetRef", "spec.minReplicas"),
+    "deployments": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations",
+                    "spec.replicas", *_POD_TEMPLATE),
+    "statefulsets": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations",
+                     "spec.replicas", *_POD_TEMPLATE),
+    "jobs": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations",
+             "spec.parallelism", "spec.suspend", "status.conditions", *_POD_TEMPLATE),
+}
+OWN_ANNOTATIONS = "gridshift.io/"
+
+
+def projected(obj: Mapping[str, Any], paths: Iterable[str]) -> Obj:
+    """A copy of ``obj`` with only the fields at ``paths`` (dotted; ``name[]`` maps the rest of the
+    path over the list ``name``). Fields that are absent stay absent."""
+    out: Obj = {}
+    for path in paths:
+        _project(obj, path.split("."), out)
+    return out
+
+
+def _project(src: Mapping[str, Any], parts: list[str], out: Obj) -> None:
+    head, rest = parts[0], parts[1:]
+    listed = head.endswith("[]")
+    key = head[:-2] if listed else head
+    if not isinstance(src, Mapping) or key not in src:
+        return
+    value = src[key]
+    if not rest:
+        out[key] = value
+    elif listed:
+        if isinstance(value, list):
+            into = out.setdefault(key, [{} for _ in value])
+            for item, part in zip(value, into, strict=True):
+                _project(item, rest, part)
+    elif isinstance(value, Mapping):
+        _project(value, rest, out.setdefault(key, {}))
+
+
+def kept(kind: str, obj: Mapping[str, Any]) -> Obj:
+    """What a watch cache keeps of an object of ``kind`` (one of ``KINDS``): the fields the inventory
+    reads (``KEPT``), and of its annotations only gridshift's own."""
+    out = projected(obj, KEPT[kind])
+    notes = (out.get("metadata") or {}).get("annotations")
+    if notes:
+        out["metadata"]["annotations"] = {k: v for k, v in notes.items() if k.startswith(OWN_ANNOTATIONS)}
+    return out
