@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from kubernetes import client
 
@@ -38,8 +39,15 @@ def report(result: dict[str, object], path: str | None, width: int = 26) -> None
     write_json(path, result)
 
 
+class Lab(NamedTuple):
+    cluster: DevCluster
+    api: client.ApiClient
+    prometheus: LocalPrometheus
+    twin: Twin
+
+
 def start_lab(stack: contextlib.ExitStack, directory: Path, site: str, nodes: int = 4,
-              scrape_interval_s: int = 1) -> tuple[DevCluster, client.ApiClient, LocalPrometheus]:
+              scrape_interval_s: int = 1) -> Lab:
     """A local control plane with ``nodes`` kwok GPU nodes of ``site``, the telemetry twin and a real
     Prometheus scraping it; each is stopped when ``stack`` closes."""
     cluster = DevCluster.up(directory=directory / "cluster",
@@ -48,7 +56,8 @@ def start_lab(stack: contextlib.ExitStack, directory: Path, site: str, nodes: in
     stack.callback(cluster.down_now)
     api = cluster.api_client()
     port = free_port()
-    stack.callback(Twin(api).serve(port).stop)
+    twin = Twin(api).serve(port)
+    stack.callback(twin.stop)
     prom = LocalPrometheus(directory / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=scrape_interval_s)
     stack.callback(prom.start().stop)
-    return cluster, api, prom
+    return Lab(cluster, api, prom, twin)

@@ -64,7 +64,7 @@ def main() -> int:
 
     result: dict[str, object] = {"period_s": args.period, "peering_lifetime_s": args.lifetime, "trials": []}
     with tempfile.TemporaryDirectory(prefix="gridshift-failover-") as tmp, contextlib.ExitStack() as stack:
-        cluster, api, prom = start_lab(stack, Path(tmp), SITE)
+        cluster, api, prom, _ = start_lab(stack, Path(tmp), SITE)
         client.CoreV1Api(api).create_namespace({"metadata": {"name": SITE}})
         wait_for_default_service_account(api, SITE)
 

@@ -61,7 +61,7 @@ def main() -> int:
 
     result: dict[str, object] = {"policies": args.policies, "batteries": args.batteries, "period_s": args.period}
     with tempfile.TemporaryDirectory(prefix="gridshift-many-") as tmp, contextlib.ExitStack() as stack:
-        cluster, api, prom = start_lab(stack, Path(tmp), SITE)
+        cluster, api, prom, _ = start_lab(stack, Path(tmp), SITE)
         custom = client.CustomObjectsApi(api)
         sims = [SunSpecBatterySimulator(BatteryPhysics(20_000, 5_000, 10_000, soc_fraction=0.6)).start()
                 for _ in range(args.batteries)]

@@ -12,6 +12,7 @@ import pytest
 from gridshift.devcluster.binaries import find_prometheus
 from gridshift.devcluster.controlplane import free_port
 from gridshift.devcluster.lab import Site, delete_site, new_site, start_prometheus
+from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.devcluster.twin import Twin
 from tests.conftest import Kube
 
@@ -23,6 +24,7 @@ class Lab:
     twin_port: int
     prometheus_url: str
     tmp: Path
+    prometheus: LocalPrometheus
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def lab(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     twin = Twin(kube.api).serve(port)
     prom = start_prometheus(tmp / "prometheus", port)
     try:
-        yield Lab(kube, twin, port, prom.url, tmp)
+        yield Lab(kube, twin, port, prom.url, tmp, prom)
     finally:
         prom.stop()
         twin.stop()
