@@ -7,8 +7,9 @@ It starts its own control plane (4 kwok GPU nodes), the telemetry twin, a real P
 scrape) and the operator (reaching the API server through a loopback proxy that can cut it). Each
 run (``gridshift.devcluster.chaoslab``) creates a policy with the workload rungs, surges the site
 over its cap, and plans ``--faults`` faults at random within 50 s: SIGKILL of the operator
-(restarted after 1 to 8 s), Prometheus stopped and started, a node's exporter silent, the
-operator's API connections reset and refused. Then every fault is healed, the policy is deleted,
+(restarted after 1 to 8 s), Prometheus stopped and started, the policy's connections to
+Prometheus reset and refused, a node's exporter silent, the operator's API connections reset and
+refused. Then every fault is healed, the policy is deleted,
 and the audit counts objects not restored, changes no recorded action explains, actions applied
 twice, and seconds over the cap caused by a restore (``gridshift.devcluster.chaos``). Figures
 printed (and written as JSON): per run and in total, and a PASS/FAIL line per criterion of issue 28.

@@ -22,9 +22,10 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-FAULTS = ("kill", "prometheus", "silent", "api")
-"""SIGKILL of the operator (restarted after a while), Prometheus stopped and started, a governed
-node's exporter silent, the operator's connections to the API server reset and refused."""
+FAULTS = ("kill", "prometheus", "prometheus_net", "silent", "api")
+"""SIGKILL of the operator (restarted after a while), Prometheus stopped and started, the policy's
+connections to Prometheus reset and refused, a governed node's exporter silent, the operator's
+connections to the API server reset and refused."""
 
 
 @dataclass(frozen=True)

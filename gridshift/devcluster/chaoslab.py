@@ -4,8 +4,9 @@ The site: ``Site`` nodes with three governed workloads (two inference Deployment
 well under the cap, and a policy with the workload rungs (scale down, then checkpoint and suspend).
 Three seconds in, a surge Job takes the site over the cap; it leaves at ``surge_end_s``, and the
 policy restores. Meanwhile the faults of ``chaos.fault_plan`` strike (each healed after its
-duration): the operator SIGKILLed and restarted, Prometheus stopped and started, a node's exporter
-silent, the operator's API connections reset and refused (through a ``BlipProxy``). At the end every
+duration): the operator SIGKILLed and restarted, Prometheus stopped and started, the policy's
+connections to Prometheus and the operator's to the API server reset and refused (through a
+``BlipProxy`` each), a node's exporter silent. At the end every
 fault is healed, the policy is deleted, and the audit (``chaos``) compares what the API server saw
 with what the operators recorded. Observation polls every 0.25 s: the governed objects (for their
 changes), the policy's status (the union of its recent actions) and the power the site's GPUs
@@ -41,14 +42,15 @@ RECORDS = (ann.MANAGED_BY, ann.ORIGINAL_REPLICAS)  # what a restored object no l
 
 @dataclass
 class Rig:
-    """What the runs share: the cluster (admin client), the twin, Prometheus, the proxy the
-    operator reaches the API server through, the operator process and the site."""
+    """What the runs share: the cluster (admin client), the twin, Prometheus, the proxies the operator
+    reaches the API server and the policy reaches Prometheus through, the operator process and the site."""
 
     api: client.ApiClient
     twin: Twin
     prometheus: LocalPrometheus
-    proxy: BlipProxy
+    api_proxy: BlipProxy
     operator: OperatorProcess
+    prometheus_proxy: BlipProxy
     site: Site
     namespace: str
 
@@ -170,7 +172,9 @@ class _Faults:
             self.silent = self.rng.choice(self.rig.site.nodes)
             self.rig.twin.silent.add(self.silent)
         elif kind == "api":
-            self.rig.proxy.cut()
+            self.rig.api_proxy.cut()
+        elif kind == "prometheus_net":
+            self.rig.prometheus_proxy.cut()
         self.heal_at[kind] = now + lasts_s
         return True
 
@@ -186,7 +190,9 @@ class _Faults:
             elif kind == "silent" and self.silent is not None:
                 self.rig.twin.silent.discard(self.silent)
             elif kind == "api":
-                self.rig.proxy.restore()
+                self.rig.api_proxy.restore()
+            elif kind == "prometheus_net":
+                self.rig.prometheus_proxy.restore()
             del self.heal_at[kind]
 
 
@@ -197,7 +203,8 @@ def run(rig: Rig, originals: dict[str, tuple[int | None, bool]], seed: int, faul
     result = RunResult(seed, chaos.fault_plan(rng, faults, span_s))
     custom, batch = client.CustomObjectsApi(rig.api), client.BatchV1Api(rig.api)
     name = f"chaos-{seed}"
-    doc = policy(name, rig.site.name, rig.namespace, rig.prometheus.url, cap=CAP_W, trigger=TRIGGER_W,
+    doc = policy(name, rig.site.name, rig.namespace, f"http://127.0.0.1:{rig.prometheus_proxy.port}", cap=CAP_W,
+                 trigger=TRIGGER_W,
                  dry_run=False, ladder=["scaleDown", "suspend"], period=2)
     doc["spec"]["workloads"]["checkpoint"]["deadlineSeconds"] = 10
     custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, doc)
@@ -259,15 +266,17 @@ def run(rig: Rig, originals: dict[str, tuple[int | None, bool]], seed: int, faul
 
 def open_rig(stack: contextlib.ExitStack, api: client.ApiClient, kubeconfig: Path, twin: Twin,
              prometheus: LocalPrometheus, site: Site, namespace: str, workdir: Path) -> Rig:
-    """The proxy and the operator (reaching the API server through it) for ``site``; stopped with ``stack``."""
+    """The proxies and the operator (reaching the API server through one) for ``site``; stopped with ``stack``."""
     doc = yaml.safe_load(kubeconfig.read_text())
     server = urlsplit(doc["clusters"][0]["cluster"]["server"])
-    proxy = BlipProxy((server.hostname or "127.0.0.1", server.port or 443))
-    stack.callback(proxy.close)
+    api_proxy = BlipProxy((server.hostname or "127.0.0.1", server.port or 443))
+    stack.callback(api_proxy.close)
     for entry in doc["clusters"]:
-        entry["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        entry["cluster"]["server"] = f"https://127.0.0.1:{api_proxy.port}"
     via = workdir / "operator.kubeconfig"
     via.write_text(yaml.safe_dump(doc))
     operator = OperatorProcess(via, prometheus.url, workdir / "operator.log").start()
     stack.callback(operator.stop)
-    return Rig(api, twin, prometheus, proxy, operator, site, namespace)
+    prometheus_proxy = BlipProxy(("127.0.0.1", prometheus.port))  # the policy reads Prometheus through it
+    stack.callback(prometheus_proxy.close)
+    return Rig(api, twin, prometheus, api_proxy, operator, prometheus_proxy, site, namespace)
