@@ -1,12 +1,12 @@
 """The cluster objects a control period reads, as plain JSON: nodes, namespaces, running pods,
 PriorityClasses, HPAs and the Deployments, StatefulSets and Jobs a policy may govern.
 
-Two sources give the same view. In the operator, watch streams keep them in memory (Kopf indexes,
-declared in ``handlers``) and each period reads a ``Snapshot`` of them: no list call at all, so the
-period's cost no longer grows with a list of every pod and workload per policy per period, and
-every policy shares the one copy. Elsewhere (a policy's release, a test calling the controller, a
-controller without indexes) ``Listed`` lists each kind from the API server on first use within a
-period. Label selection is local in both (``selected``), as the API server decides it
+Two sources give the same view. In the operator, watch streams keep them in memory
+(``gridshift.operator.watching``) and each period reads a ``Snapshot`` of them: no list call at all,
+so the period's cost no longer grows with a list of every pod and workload per policy per period,
+and every policy shares the one copy. Elsewhere (a policy's release, a test calling the controller,
+a period before the caches have listed every kind) ``Listed`` lists each kind from the API server
+on first use within a period. Label selection is local in both (``selected``), as the API server decides it
 (``LabelSelector.matches``). A cache keeps of each object only what the inventory reads (``kept``),
 which keeps the in-memory copy of a large cluster small.
 """
@@ -50,8 +50,7 @@ class ClusterObjects(Protocol):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The objects as the watch streams held them at one moment (taken on the event loop, read in
-    the period's thread)."""
+    """The objects as the watch streams held them at one moment (a period's consistent copy)."""
 
     nodes: Sequence[Obj] = ()
     namespaces: Sequence[Obj] = ()

@@ -8,9 +8,9 @@ plain JSON and the cache keeps only what the inventory reads of each object
 (``objects.kept``). ``WatchCache.snapshot`` is a consistent copy for one period, or None until
 every kind has been listed once (the caller then lists for itself).
 
-Kopf's own indexes would do the same job, but Kopf runs a task per watched object: with a
-thousand nodes and two thousand pods and workloads its start-up took minutes of CPU and the
-operator's memory passed 450 MiB.
+Kopf's own indexes would do the same job, but Kopf runs a task per watched object, which did not
+hold at thousands of pods and workloads (tried: its start-up alone kept a core busy for over a
+minute).
 """
 
 from __future__ import annotations
