@@ -225,7 +225,7 @@ class PolicyController:
         # Enough history for persistence's bound too: the load's rises over the lookback (planner.outlook).
         history_s = max((window + maturing) * step, LOOKBACK_S)
         reading: Reading = reader.read(query, now, lookback_s=history_s + 5 * step, step_s=step,
-                                       stale_after_s=spec.telemetry.stale_after_seconds)
+                                       stale_after_s=spec.telemetry.stale_after_seconds, incremental=True)
         if reading.status != "ok" or reading.series is None:
             reason = {"stale": "TelemetryStale", "missing": "TelemetryMissing"}.get(reading.status, "TelemetryError")
             return self._degraded(name, spec, status, generation, now, mem, reason, reading.reason)

@@ -115,14 +115,20 @@ class PrometheusReader:
         return str(path)
 
     def read(self, query: str, now: float, lookback_s: float = 300.0, step_s: float = 1.0,
-             stale_after_s: float = 60.0, max_gap_s: float = 5.0) -> Reading:
+             stale_after_s: float = 60.0, max_gap_s: float = 5.0, incremental: bool = False) -> Reading:
         """``query`` (one series) over the last ``lookback_s`` seconds at ``step_s``, judged ok, stale,
-        missing or error. The range is read incrementally: points already read for the same query
+        missing or error; the points are at ``now - lookback_s + k * step_s``. ``incremental`` (a
+        series read again every period): the points are on the grid of whole multiples of
+        ``step_s`` (the newest up to one step before ``now``), those already read for the same query
         and step are kept, and only the last ``REREAD_S`` seconds before them are read again."""
-        start = math.ceil((now - lookback_s) / step_s) * step_s  # on the step grid: reads line up
         key = (query, step_s)
-        with self._lock:
-            known = self._ranges.get(key)
+        known = None
+        if incremental:
+            start = math.ceil((now - lookback_s) / step_s) * step_s  # on the step grid: reads line up
+            with self._lock:
+                known = self._ranges.get(key)
+        else:
+            start = now - lookback_s
         since = start
         if known is not None and known.times.size and known.times[-1] >= start:
             since = max(start, math.floor((known.times[-1] - REREAD_S) / step_s) * step_s)
@@ -151,7 +157,8 @@ class PrometheusReader:
         if not times.size:
             self._forget(key)
             return Reading("missing", f"{_short(query)} matched no series in the last {lookback_s:.0f} s")
-        self._remember(key, _Range(times, values))
+        if incremental:
+            self._remember(key, _Range(times, values))
         finite = np.isfinite(values)
         if not finite.any():
             return Reading("missing", f"{_short(query)} returned only NaN in the last {lookback_s:.0f} s")

@@ -90,15 +90,16 @@ def test_a_reader_that_reads_again_reads_only_the_new_points_and_gets_what_a_fre
         return query_range(query, start_time=start_time, end_time=end_time, step=step)
 
     reader.client.custom_query_range = recorded  # type: ignore[method-assign]
-    eventually(lambda: reader.read(steady.query(), now=time.time(), lookback_s=120).status == "ok", timeout=30,
-               what="a first sample")
+    eventually(lambda: reader.read(steady.query(), now=time.time(), lookback_s=120, incremental=True).status == "ok",
+               timeout=30, what="a first sample")
     for watts in (800.0, 2000.0):
         for gpu in range(8):
             steady.gauge.labels(gpu=str(gpu)).set(watts / 8)
         time.sleep(2.5)
         now = time.time()
-        again = reader.read(steady.query(), now=now, lookback_s=120, stale_after_s=5)
-        fresh = PrometheusReader(prom.url).read(steady.query(), now=now, lookback_s=120, stale_after_s=5)
+        again = reader.read(steady.query(), now=now, lookback_s=120, stale_after_s=5, incremental=True)
+        fresh = PrometheusReader(prom.url).read(steady.query(), now=now, lookback_s=120, stale_after_s=5,
+                                                incremental=True)
         assert again.status == fresh.status == "ok", (again, fresh)
         assert again.series.start == fresh.series.start
         np.testing.assert_array_equal(again.series.values, fresh.series.values)
