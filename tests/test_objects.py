@@ -4,6 +4,7 @@ caches keep trimmed copies, and a policy's inventory read from them is the one a
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import pytest
@@ -146,3 +147,20 @@ def test_a_snapshot_names_a_kind_it_does_not_know() -> None:
         Snapshot.of({"pods": []})
     assert Snapshot.of({"nodes": iter([node("n", "a")])}).nodes[0]["metadata"]["name"] == "n"
     assert Snapshot().jobs == ()
+
+
+def test_the_inventory_does_not_depend_on_the_order_the_objects_came_in() -> None:
+    """A watch cache holds objects in the order their events came, a list in name order."""
+    objs = cluster()
+    objs["deployments"].append(deployment("aaa", "train", 1))
+    objs["running_pods"] += [server_pod("chat-h1-b", "train", "gpu-a1", "chat"),
+                             server_pod("aaa-h1-z", "train", "gpu-a1", "aaa")]
+    reader = offline_reader()
+    nodes = {"gpu-a1": 8, "gpu-a2": 8}
+    reference = reader.read("pp", SPEC, nodes, objects=Snapshot.of(objs))
+    for seed in range(5):
+        rng = random.Random(seed)
+        shuffled = {kind: rng.sample(items, len(items)) for kind, items in objs.items()}
+        assert reader.read("pp", SPEC, nodes, objects=Snapshot.of(shuffled)) == reference
+    assert [w.name for w in reference.workloads] == ["aaa", "chat", "llm"]
+    assert reference.pods["Deployment/train/chat"] == ["chat-h1-a", "chat-h1-b"]

@@ -109,10 +109,11 @@ class InventoryReader:
         priorities = {pc["metadata"]["name"]: pc.get("value", 0) for pc in objects.priority_classes}
         floors = hpa_floors(list(objects.hpas))
         chosen = spec.workloads.selector
+        # In the API server's list order whatever the source (a cache holds them in the order they came).
         governed: list[tuple[Kind, dict[str, Any]]] = [
-            *(("Deployment", d) for d in selected(objects.deployments, chosen)),
-            *(("StatefulSet", d) for d in selected(objects.statefulsets, chosen)),
-            *(("Job", d) for d in selected(objects.jobs, chosen)),
+            *(("Deployment", d) for d in _by_name(selected(objects.deployments, chosen))),
+            *(("StatefulSet", d) for d in _by_name(selected(objects.statefulsets, chosen))),
+            *(("Job", d) for d in _by_name(selected(objects.jobs, chosen))),
         ]
         inventory = translate(name, spec, nodes, namespaces, objects.running_pods, governed, priorities, floors,
                               pod_watts or {})
@@ -163,6 +164,10 @@ def _battery_state(ref: str, obj: dict[str, Any], soc: float) -> BatteryState:
                         max_charge_w=float(spec["maxChargeWatts"]),
                         last_charge_at=parse_rfc3339(marks.get(ann.LAST_CHARGE)),
                         last_discharge_at=parse_rfc3339(marks.get(ann.LAST_DISCHARGE)))
+
+
+def _by_name(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(objects, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
 
 
 def hpa_floors(hpas: list[dict[str, Any]]) -> dict[str, int]:
@@ -235,7 +240,7 @@ def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str
             checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
             checkpoint_completed=bool(notes.get(ann.CHECKPOINT_COMPLETED)),
         ))
-    return Inventory(sorted(node_set), workloads, dict(pods), movable=movable)
+    return Inventory(sorted(node_set), workloads, {k: sorted(v) for k, v in pods.items()}, movable=movable)
 
 
 def _job_finished(job: dict[str, Any]) -> bool:
