@@ -12,7 +12,7 @@ from kubernetes import client
 
 from gridshift.api.powerpolicy import LabelSelector, PowerPolicySpec
 from gridshift.operator.inventory import InventoryReader
-from gridshift.operator.objects import KINDS, Snapshot, kept, projected, selected
+from gridshift.operator.objects import KEPT, KINDS, Snapshot, kept, list_calls, projected, selected
 
 SPEC = PowerPolicySpec.model_validate({
     "budget": {"capWatts": 100000}, "scope": {"nodeSelector": {"matchLabels": {"site": "a"}}},
@@ -122,6 +122,7 @@ def test_the_caches_keep_only_what_the_inventory_reads() -> None:
         {"name": "srv", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}}}
     assert set(KINDS) == {"nodes", "namespaces", "running_pods", "priority_classes", "hpas", "deployments",
                           "statefulsets", "jobs"}
+    assert set(list_calls(client.ApiClient())) == set(KINDS) == set(KEPT), "each kind listed, watched and kept"
 
 
 def test_a_projection_leaves_absent_fields_absent() -> None:

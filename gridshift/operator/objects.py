@@ -13,9 +13,8 @@ which keeps the in-memory copy of a large cluster small.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -70,47 +69,65 @@ class Snapshot:
         return cls(**{kind: tuple(objects) for kind, objects in stores.items()})
 
 
+def list_calls(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any], dict[str, str]]]:
+    """How each kind (``KINDS``) is listed, and watched: the client's list method and its selectors."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    return {
+        "nodes": (core.list_node, {}),
+        "namespaces": (core.list_namespace, {}),
+        "running_pods": (core.list_pod_for_all_namespaces, {"field_selector": "status.phase=Running"}),
+        "priority_classes": (client.SchedulingV1Api(api).list_priority_class, {}),
+        "hpas": (client.AutoscalingV2Api(api).list_horizontal_pod_autoscaler_for_all_namespaces, {}),
+        "deployments": (apps.list_deployment_for_all_namespaces, {}),
+        "statefulsets": (apps.list_stateful_set_for_all_namespaces, {}),
+        "jobs": (client.BatchV1Api(api).list_job_for_all_namespaces, {}),
+    }
+
+
 class Listed:
     """The objects listed from the API server, each kind once, when first read."""
 
     def __init__(self, api: client.ApiClient):
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.sched = client.SchedulingV1Api(api)
-        self.autoscaling = client.AutoscalingV2Api(api)
+        self._calls = list_calls(api)
+        self._listed: dict[str, Sequence[Obj]] = {}
 
-    @cached_property
+    def _list(self, kind: str) -> Sequence[Obj]:
+        if kind not in self._listed:
+            call, selectors = self._calls[kind]
+            self._listed[kind] = list_items(call, **selectors)
+        return self._listed[kind]
+
+    @property
     def nodes(self) -> Sequence[Obj]:
-        return list_items(self.core.list_node)
+        return self._list("nodes")
 
-    @cached_property
+    @property
     def namespaces(self) -> Sequence[Obj]:
-        return list_items(self.core.list_namespace)
+        return self._list("namespaces")
 
-    @cached_property
+    @property
     def running_pods(self) -> Sequence[Obj]:
-        return list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running")
+        return self._list("running_pods")
 
-    @cached_property
+    @property
     def priority_classes(self) -> Sequence[Obj]:
-        return list_items(self.sched.list_priority_class)
+        return self._list("priority_classes")
 
-    @cached_property
+    @property
     def hpas(self) -> Sequence[Obj]:
-        return list_items(self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces)
+        return self._list("hpas")
 
-    @cached_property
+    @property
     def deployments(self) -> Sequence[Obj]:
-        return list_items(self.apps.list_deployment_for_all_namespaces)
+        return self._list("deployments")
 
-    @cached_property
+    @property
     def statefulsets(self) -> Sequence[Obj]:
-        return list_items(self.apps.list_stateful_set_for_all_namespaces)
+        return self._list("statefulsets")
 
-    @cached_property
+    @property
     def jobs(self) -> Sequence[Obj]:
-        return list_items(self.batch.list_job_for_all_namespaces)
+        return self._list("jobs")
 
 
 def labels_of(obj: Obj) -> dict[str, str]:

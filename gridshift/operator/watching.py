@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from gridshift.operator import metrics
-from gridshift.operator.objects import KINDS, Obj, Snapshot, kept
+from gridshift.operator.objects import Obj, Snapshot, kept, list_calls
 
 log = logging.getLogger(__name__)
 
@@ -109,22 +109,12 @@ class Reflector:
 
 
 class WatchCache:
-    """A reflector per kind of ``objects.KINDS``, each on a daemon thread of its own."""
+    """A reflector per kind of ``objects.KINDS`` (listed as ``objects.list_calls`` says), each on a
+    daemon thread of its own."""
 
     def __init__(self, api: client.ApiClient):
-        core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
-        self.reflectors = {
-            "nodes": Reflector("nodes", core.list_node),
-            "namespaces": Reflector("namespaces", core.list_namespace),
-            "running_pods": Reflector("running_pods", core.list_pod_for_all_namespaces,
-                                      field_selector="status.phase=Running"),
-            "priority_classes": Reflector("priority_classes", client.SchedulingV1Api(api).list_priority_class),
-            "hpas": Reflector("hpas", client.AutoscalingV2Api(api).list_horizontal_pod_autoscaler_for_all_namespaces),
-            "deployments": Reflector("deployments", apps.list_deployment_for_all_namespaces),
-            "statefulsets": Reflector("statefulsets", apps.list_stateful_set_for_all_namespaces),
-            "jobs": Reflector("jobs", batch.list_job_for_all_namespaces),
-        }
-        assert set(self.reflectors) == set(KINDS)
+        self.reflectors = {kind: Reflector(kind, call, **selectors)
+                           for kind, (call, selectors) in list_calls(api).items()}
 
     def start(self) -> WatchCache:
         for kind, reflector in self.reflectors.items():
