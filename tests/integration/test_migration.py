@@ -153,6 +153,11 @@ def _status(kube: Kube, name: str) -> dict:
     return kube.custom.get_cluster_custom_object("gridshift.io", "v1alpha1", "powerpolicies", name).get("status") or {}
 
 
+def _job_event_reasons(kube: Kube, namespace: str) -> set[tuple[str, str]]:
+    events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.kind=Job").items
+    return {(e.involved_object.name, e.reason) for e in events}
+
+
 def _decision(kube: Kube, name: str, job: str) -> dict:
     return next((m for m in _status(kube, name).get("migrations") or [] if m["job"].endswith(f"/{job}")), {})
 
@@ -204,6 +209,10 @@ def test_a_policy_moves_a_job_when_the_window_opens_and_keeps_one_whose_checkpoi
         huge = _decision(kube, name, "huge")
         assert huge["phase"] == "Stays" and huge["binding"] == "time" and huge["destination"] == "site-b", huge
         assert "binding: time" in huge["reason"] and "transfer 1600 s" in huge["reason"], huge
+        # Kopf posts Events from a queue in the background: wait until this one is out before the kill, or
+        # the kill may lose it (Events are best-effort; the record on the Job is what the next process reads).
+        eventually(lambda: ("small", "MigrationStarted") in _job_event_reasons(kube, namespace), 30, interval=1,
+                   what="the MigrationStarted event")
         # ...the operator dies before the checkpoint comes; a new process finishes the move from the record.
         operator.kill()
         assert migration_record(kube.batch.read_namespaced_job("small", namespace))["phase"] == "Checkpointing"
@@ -217,8 +226,7 @@ def test_a_policy_moves_a_job_when_the_window_opens_and_keeps_one_whose_checkpoi
                    what="status: Moved")
         assert _sites_of_running_pods(kube, namespace, "huge") == {a.name}, "the 2 TB job stays"
         assert not kube.batch.read_namespaced_job("huge", namespace).metadata.annotations.get(ann.MIGRATION)
-        events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.kind=Job").items
-        reasons = {(e.involved_object.name, e.reason) for e in events}
+        reasons = _job_event_reasons(kube, namespace)
         assert {("small", "MigrationStarted"), ("small", "Migrated"), ("huge", "MigrationNotFeasible")} <= reasons
         metrics = operator.metrics()
         assert f'gridshift_site_surplus_watts{{policy="{name}",site="site-b"}}' in metrics
