@@ -47,16 +47,17 @@ class Lab(NamedTuple):
 
 
 def start_lab(stack: contextlib.ExitStack, directory: Path, site: str, nodes: int = 4,
-              scrape_interval_s: int = 1) -> Lab:
-    """A local control plane with ``nodes`` kwok GPU nodes of ``site``, the telemetry twin and a real
-    Prometheus scraping it; each is stopped when ``stack`` closes."""
+              scrape_interval_s: int = 1, twin_refresh_s: float | None = None) -> Lab:
+    """A local control plane with ``nodes`` kwok GPU nodes of ``site``, the telemetry twin (listing the
+    pods every ``twin_refresh_s`` in the background, or at each scrape) and a real Prometheus scraping
+    it; each is stopped when ``stack`` closes."""
     cluster = DevCluster.up(directory=directory / "cluster",
                             pools=[NodePool(count=nodes, gpus_per_node=8, site=site, racks=1)],
                             log=lambda m: print("  " + m, flush=True))
     stack.callback(cluster.down_now)
     api = cluster.api_client()
     port = free_port()
-    twin = Twin(api).serve(port)
+    twin = Twin(api, refresh_s=twin_refresh_s).serve(port)
     stack.callback(twin.stop)
     prom = LocalPrometheus(directory / "prometheus", [f"127.0.0.1:{port}"], scrape_interval_s=scrape_interval_s)
     stack.callback(prom.start().stop)

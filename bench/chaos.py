@@ -9,7 +9,8 @@ run (``gridshift.devcluster.chaoslab``) creates a policy with the workload rungs
 over its cap, and plans ``--faults`` faults at random within 50 s: SIGKILL of the operator
 (restarted after 1 to 8 s), Prometheus stopped and started, the policy's connections to
 Prometheus reset and refused, a node's exporter silent, the operator's API connections reset and
-refused. Then every fault is healed, the policy is deleted,
+refused or slowed (1 s a chunk), the kube-apiserver SIGKILLed and restarted, etcd SIGKILLed and
+restarted. Then every fault is healed, the policy is deleted,
 and the audit counts objects not restored, changes no recorded action explains, actions applied
 twice, and seconds over the cap caused by a restore (``gridshift.devcluster.chaos``). Figures
 printed (and written as JSON): per run and in total, and a PASS/FAIL line per criterion of issue 28.
@@ -51,12 +52,16 @@ def main() -> int:
     started = time.monotonic()
     runs = []
     with tempfile.TemporaryDirectory(prefix="gridshift-chaos-") as tmp, contextlib.ExitStack() as stack:
-        cluster, api, prom, twin = start_lab(stack, Path(tmp), SITE, nodes=4, scrape_interval_s=1)
+        # The twin lists pods in the background and serves the last listing while the API server or etcd
+        # is down: the GPUs draw on whatever the control plane does.
+        cluster, api, prom, twin = start_lab(stack, Path(tmp), SITE, nodes=4, scrape_interval_s=1,
+                                             twin_refresh_s=1.0)
         core = client.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
         wait_for_default_service_account(api, NAMESPACE)
         nodes = sorted(n.metadata.name for n in core.list_node(label_selector=f"gridshift.io/site={SITE}").items)
-        rig = chaoslab.open_rig(stack, api, cluster.kubeconfig, twin, prom, Site(SITE, nodes), NAMESPACE, Path(tmp))
+        rig = chaoslab.open_rig(stack, api, cluster.kubeconfig, twin, prom, Site(SITE, nodes), NAMESPACE, Path(tmp),
+                                plane=cluster.control_plane)
         originals = chaoslab.setup_workloads(rig)
         time.sleep(10)  # pods running and scraped before the first policy
         for k in range(args.runs):

@@ -22,10 +22,14 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-FAULTS = ("kill", "prometheus", "prometheus_net", "silent", "api")
+FAULTS = ("kill", "prometheus", "prometheus_net", "silent", "api", "api_slow", "apiserver", "etcd")
 """SIGKILL of the operator (restarted after a while), Prometheus stopped and started, the policy's
 connections to Prometheus reset and refused, a governed node's exporter silent, the operator's
-connections to the API server reset and refused."""
+connections to the API server reset and refused, the same connections slowed (each chunk held for a
+second), the kube-apiserver SIGKILLed and restarted, etcd SIGKILLed and restarted."""
+
+CONTROL_PLANE_FAULTS = ("apiserver", "etcd")
+"""The faults that need a control plane the run may restart (not a cluster other tests share)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Three seconds in, a surge Job takes the site over the cap; it leaves at ``surge_
 policy restores. Meanwhile the faults of ``chaos.fault_plan`` strike (each healed after its
 duration): the operator SIGKILLed and restarted, Prometheus stopped and started, the policy's
 connections to Prometheus and the operator's to the API server reset and refused (through a
-``BlipProxy`` each), a node's exporter silent. At the end every
+``BlipProxy`` each), the operator's API connections slowed, a node's exporter silent and, when the
+rig owns its control plane, the kube-apiserver or etcd SIGKILLed and restarted. At the end every
 fault is healed, the policy is deleted, and the audit (``chaos``) compares what the API server saw
 with what the operators recorded. Observation polls every 0.25 s: the governed objects (for their
 changes), the policy's status (the union of its recent actions) and the power the site's GPUs
@@ -30,6 +31,7 @@ from kubernetes import client
 from gridshift.actuators.kubernetes import parse_rfc3339
 from gridshift.api import annotations as ann
 from gridshift.devcluster import chaos
+from gridshift.devcluster.controlplane import ControlPlane
 from gridshift.devcluster.lab import OperatorProcess, Site, inference, policy, training
 from gridshift.devcluster.prometheus import LocalPrometheus
 from gridshift.devcluster.proxy import BlipProxy
@@ -37,13 +39,16 @@ from gridshift.devcluster.twin import Twin
 
 GROUP, VERSION, PLURAL = "gridshift.io", "v1alpha1", "powerpolicies"
 CAP_W, TRIGGER_W = 7_500.0, 7_000.0
+OBSERVE_TIMEOUT_S = 5.0  # an observation the API server cannot answer (etcd down) is skipped after this
+SLOW_LINK_DELAY_S = 1.0  # each chunk on a slowed API connection waits this long
 RECORDS = (ann.MANAGED_BY, ann.ORIGINAL_REPLICAS)  # what a restored object no longer carries
 
 
 @dataclass
 class Rig:
     """What the runs share: the cluster (admin client), the twin, Prometheus, the proxies the operator
-    reaches the API server and the policy reaches Prometheus through, the operator process and the site."""
+    reaches the API server and the policy reaches Prometheus through, the operator process and the site;
+    and the control plane when the runs may restart its components (else None)."""
 
     api: client.ApiClient
     twin: Twin
@@ -53,6 +58,13 @@ class Rig:
     prometheus_proxy: BlipProxy
     site: Site
     namespace: str
+    plane: ControlPlane | None = None
+
+    @property
+    def fault_kinds(self) -> tuple[str, ...]:
+        if self.plane is not None:
+            return chaos.FAULTS
+        return tuple(k for k in chaos.FAULTS if k not in chaos.CONTROL_PLANE_FAULTS)
 
     @property
     def targets(self) -> dict[str, tuple[str, str]]:
@@ -98,10 +110,10 @@ def _state(rig: Rig) -> dict[str, tuple[tuple[int | None, bool], dict[str, str]]
     out: dict[str, tuple[tuple[int | None, bool], dict[str, str]]] = {}
     for target, (kind, name) in rig.targets.items():
         if kind == "Job":
-            job = batch.read_namespaced_job(name, rig.namespace)
+            job = batch.read_namespaced_job(name, rig.namespace, _request_timeout=OBSERVE_TIMEOUT_S)
             out[target] = ((None, bool(job.spec.suspend)), job.metadata.annotations or {})
         else:
-            dep = apps.read_namespaced_deployment(name, rig.namespace)
+            dep = apps.read_namespaced_deployment(name, rig.namespace, _request_timeout=OBSERVE_TIMEOUT_S)
             out[target] = ((dep.spec.replicas, False), dep.metadata.annotations or {})
     return out
 
@@ -136,19 +148,34 @@ class _Observer(threading.Thread):
             now = time.time()
             with contextlib.suppress(Exception):  # an observation missed is taken at the next poll
                 self.power.append((now, self.rig.twin.drawn_watts(self.rig.site.nodes)))
-            with contextlib.suppress(client.ApiException):
+            # The API server may be down or without etcd: an observation missed is taken at the next poll
+            # (nothing changes while it cannot answer).
+            with contextlib.suppress(Exception):
                 for target, (state, _) in _state(self.rig).items():
                     change = chaos.change_of(target, self.last[target], state, now)
                     if change is not None:
                         self.result.changes.append(change)
                     self.last[target] = state
-            with contextlib.suppress(client.ApiException):
-                status = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, self.name).get("status") or {}
+            with contextlib.suppress(Exception):
+                status = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, self.name,
+                                                          _request_timeout=OBSERVE_TIMEOUT_S).get("status") or {}
                 for r in status.get("recentActions") or []:
                     if r.get("outcome") != "Reported" and r.get("verb") in ("scaleDown", "scaleUp", "suspend",
                                                                             "resume"):
                         self.result.records.add(chaos.Record(parse_rfc3339(r["time"]) or 0.0, r["target"],
                                                              r["verb"]))
+
+
+_COMPONENTS = {"apiserver": "kube-apiserver", "etcd": "etcd"}
+
+
+def _attempt(call: Any) -> bool:
+    """Whether ``call()`` went through (the API server may be down for a fault)."""
+    try:
+        call()
+    except Exception:
+        return False
+    return True
 
 
 class _Faults:
@@ -175,6 +202,11 @@ class _Faults:
             self.rig.api_proxy.cut()
         elif kind == "prometheus_net":
             self.rig.prometheus_proxy.cut()
+        elif kind == "api_slow":
+            self.rig.api_proxy.delay_s = SLOW_LINK_DELAY_S
+        elif kind in chaos.CONTROL_PLANE_FAULTS:
+            assert self.rig.plane is not None, f"a {kind} fault needs the rig's control plane"
+            self.rig.plane.kill_component(_COMPONENTS[kind])
         self.heal_at[kind] = now + lasts_s
         return True
 
@@ -193,6 +225,11 @@ class _Faults:
                 self.rig.api_proxy.restore()
             elif kind == "prometheus_net":
                 self.rig.prometheus_proxy.restore()
+            elif kind == "api_slow":
+                self.rig.api_proxy.delay_s = 0.0
+            elif kind in chaos.CONTROL_PLANE_FAULTS:
+                assert self.rig.plane is not None
+                self.rig.plane.restart_component(_COMPONENTS[kind])
             del self.heal_at[kind]
 
 
@@ -200,7 +237,7 @@ def run(rig: Rig, originals: dict[str, tuple[int | None, bool]], seed: int, faul
         surge_end_s: float = 40.0, span_s: float = 50.0, settle_s: float = 15.0) -> RunResult:
     """One run: policy, surge, ``faults`` faults within ``span_s``, heal, delete the policy, audit."""
     rng = random.Random(seed)
-    result = RunResult(seed, chaos.fault_plan(rng, faults, span_s))
+    result = RunResult(seed, chaos.fault_plan(rng, faults, span_s, rig.fault_kinds))
     custom, batch = client.CustomObjectsApi(rig.api), client.BatchV1Api(rig.api)
     name = f"chaos-{seed}"
     doc = policy(name, rig.site.name, rig.namespace, f"http://127.0.0.1:{rig.prometheus_proxy.port}", cap=CAP_W,
@@ -218,11 +255,11 @@ def run(rig: Rig, originals: dict[str, tuple[int | None, bool]], seed: int, faul
         while time.monotonic() - start < span_s + settle_s:
             elapsed = time.monotonic() - start
             if not surged and elapsed >= 3.0:
-                batch.create_namespaced_job(rig.namespace, training("surge", rig.site.name, 1, 4, 700))
-                surged = True
+                surged = _attempt(lambda: batch.create_namespaced_job(
+                    rig.namespace, training("surge", rig.site.name, 1, 4, 700), _request_timeout=OBSERVE_TIMEOUT_S))
             if not ended and elapsed >= surge_end_s:
-                batch.delete_namespaced_job("surge", rig.namespace, propagation_policy="Background")
-                ended = True
+                ended = _attempt(lambda: batch.delete_namespaced_job(
+                    "surge", rig.namespace, propagation_policy="Background", _request_timeout=OBSERVE_TIMEOUT_S))
             while pending and pending[0].at_s <= elapsed:
                 fault = pending.pop(0)
                 if injector.strike(fault.kind, fault.lasts_s):
@@ -265,8 +302,10 @@ def run(rig: Rig, originals: dict[str, tuple[int | None, bool]], seed: int, faul
 
 
 def open_rig(stack: contextlib.ExitStack, api: client.ApiClient, kubeconfig: Path, twin: Twin,
-             prometheus: LocalPrometheus, site: Site, namespace: str, workdir: Path) -> Rig:
-    """The proxies and the operator (reaching the API server through one) for ``site``; stopped with ``stack``."""
+             prometheus: LocalPrometheus, site: Site, namespace: str, workdir: Path,
+             plane: ControlPlane | None = None) -> Rig:
+    """The proxies and the operator (reaching the API server through one) for ``site``; stopped with
+    ``stack``. With ``plane`` (a control plane the runs own) the runs also restart its API server and etcd."""
     doc = yaml.safe_load(kubeconfig.read_text())
     server = urlsplit(doc["clusters"][0]["cluster"]["server"])
     api_proxy = BlipProxy((server.hostname or "127.0.0.1", server.port or 443))
@@ -279,4 +318,4 @@ def open_rig(stack: contextlib.ExitStack, api: client.ApiClient, kubeconfig: Pat
     stack.callback(operator.stop)
     prometheus_proxy = BlipProxy(("127.0.0.1", prometheus.port))  # the policy reads Prometheus through it
     stack.callback(prometheus_proxy.close)
-    return Rig(api, twin, prometheus, api_proxy, operator, prometheus_proxy, site, namespace)
+    return Rig(api, twin, prometheus, api_proxy, operator, prometheus_proxy, site, namespace, plane)

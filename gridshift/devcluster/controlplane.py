@@ -161,6 +161,8 @@ class ControlPlane:
         self.log = log or (lambda msg: None)
         self.state: ClusterState | None = None
         self._procs: dict[str, subprocess.Popen] = {}
+        self._args: dict[str, list[str]] = {}                 # how each component was started
+        self._ready: dict[str, Callable[[], bool]] = {}       # and how to tell it is serving
 
     # -- files -----------------------------------------------------------------------------
     @property
@@ -207,6 +209,7 @@ class ControlPlane:
         )
         logfile.close()
         self._procs[name] = proc
+        self._args[name] = args
         assert self.state is not None
         self.state.pids[name] = proc.pid
         self.state.save()
@@ -270,7 +273,8 @@ class ControlPlane:
             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
             f"--initial-cluster=gridshift-dev={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
         ])
-        self._wait("etcd", lambda: http_ok(f"{etcd_url}/health"), 30, ["etcd"])
+        self._ready["etcd"] = lambda: http_ok(f"{etcd_url}/health")
+        self._wait("etcd", self._ready["etcd"], 30, ["etcd"])
         self._spawn("kube-apiserver", [
             str(self.bins.path("kube-apiserver")),
             f"--etcd-servers={etcd_url}",
@@ -290,9 +294,9 @@ class ControlPlane:
             "--v=0",
         ])
         admin_token = tokens["admin"]
-        self._wait("kube-apiserver /readyz",
-                   lambda: self._https_ok(f"https://127.0.0.1:{ports['api']}/readyz", admin_token, pki.ca_cert),
-                   timeout, ["etcd", "kube-apiserver"])
+        self._ready["kube-apiserver"] = lambda: self._https_ok(f"https://127.0.0.1:{ports['api']}/readyz",
+                                                               admin_token, pki.ca_cert)
+        self._wait("kube-apiserver /readyz", self._ready["kube-apiserver"], timeout, ["etcd", "kube-apiserver"])
         self._spawn("kube-controller-manager", [
             str(self.bins.path("kube-controller-manager")),
             f"--kubeconfig={kubeconfigs['controller-manager']}",
@@ -334,6 +338,25 @@ class ControlPlane:
         self._wait("kube-scheduler /healthz",
                    lambda: self._https_ok(f"https://127.0.0.1:{ports['sched']}/healthz", None, None), timeout, watch)
         self._wait("kwok /healthz", lambda: http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"), timeout, watch)
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL one running component (``etcd``, ``kube-apiserver``, ...) of a cluster this object
+        started, as a crash would: the others keep running and see it gone."""
+        proc = self._procs.get(name)
+        if proc is None:
+            raise ClusterError(f"no component {name!r} was started here; started: {sorted(self._procs)}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def restart_component(self, name: str, timeout: float = 60.0) -> None:
+        """Start a component :meth:`kill_component` killed, with the arguments (ports, data) it had,
+        and wait until it serves again."""
+        if name not in self._args:
+            raise ClusterError(f"no component {name!r} was started here; started: {sorted(self._args)}")
+        self._spawn(name, self._args[name])
+        if name in self._ready:
+            self._wait(f"{name} after a restart", self._ready[name], timeout, [name])
 
     def is_running(self) -> bool:
         try:

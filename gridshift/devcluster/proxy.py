@@ -1,12 +1,14 @@
-"""A loopback TCP proxy that can cut the line: what an API server or network blip looks like to a
-client. While cut, every open connection is reset and new ones are closed at once; restored, it
-forwards again. Used by the tests that check control survives a blip."""
+"""A loopback TCP proxy that can cut or slow the line: what an API server or network blip looks like
+to a client. While cut, every open connection is reset and new ones are closed at once; restored, it
+forwards again. With ``delay_s`` set, every chunk waits that long before it is forwarded (a slow or
+congested link). Used by the tests that check control survives a blip."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class BlipProxy:
@@ -20,6 +22,7 @@ class BlipProxy:
         self._lock = threading.Lock()
         self._cut = False
         self._closed = False
+        self.delay_s = 0.0  # added before each chunk is forwarded, either way
         threading.Thread(target=self._accept, name="blip-proxy", daemon=True).start()
 
     def cut(self) -> None:
@@ -64,6 +67,8 @@ class BlipProxy:
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                if self.delay_s > 0:
+                    time.sleep(self.delay_s)
                 dst.sendall(data)
         except OSError:
             pass

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import urllib3
 from kubernetes import client
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -37,6 +38,9 @@ from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.telemetry.traces import load_gpu_series
+
+LIST_TIMEOUT_S = 5.0  # a listing the API server cannot answer (etcd down) is given up after this
+API_ERRORS = (client.ApiException, urllib3.exceptions.HTTPError, OSError)  # refused, reset, timed out or an error
 
 # Every node's GPU count, and per node the running pods' GPUs in assignment order.
 Placement = tuple[dict[str, int], dict[str, list[tuple[dict[str, Any], int]]]]
@@ -96,9 +100,10 @@ class Twin(Collector):
         """Every node's GPU count, and the GPUs of the running pods on it in the order they were
         assigned (pod, index of the GPU within the pod)."""
         nodes = {n["metadata"]["name"]: int(((n.get("status") or {}).get("capacity") or {}).get(GPU_RESOURCE, 0))
-                 for n in list_items(self.core.list_node)}
+                 for n in list_items(self.core.list_node, _request_timeout=LIST_TIMEOUT_S)}
         by_node: dict[str, list[dict[str, Any]]] = {}
-        for pod in list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running"):
+        for pod in list_items(self.core.list_pod_for_all_namespaces, field_selector="status.phase=Running",
+                              _request_timeout=LIST_TIMEOUT_S):
             node = pod["spec"].get("nodeName")
             if (node in nodes and gpus_requested(pod["spec"].get("containers")) > 0
                     and not pod["metadata"].get("deletionTimestamp")):
@@ -112,15 +117,29 @@ class Twin(Collector):
 
     def _placement_loop(self) -> None:
         assert self.refresh_s is not None
+        failing = False
         while not self.stop_event.wait(self.refresh_s):
             try:
                 self.placement = self._list_placement()
-            except Exception as exc:  # an API blip: serve the last listing until the next
-                print(f"twin: listing nodes and pods failed ({type(exc).__name__}); serving the last listing")
+            except API_ERRORS as exc:  # an API blip: serve the last listing until the next
+                if not failing:
+                    print(f"twin: listing nodes and pods failed ({type(exc).__name__}); serving the last listing")
+                failing = True
+            else:
+                if failing:
+                    print("twin: listing nodes and pods again")
+                failing = False
 
     def _gpus(self, now: float, silent: bool) -> Iterator[tuple[list[str], float]]:
         """Each GPU's labels and watts; the silent nodes' too when ``silent``."""
-        nodes, placed = self.placement if self.placement is not None else self._list_placement()
+        if self.refresh_s is None:
+            try:
+                self.placement = self._list_placement()
+            except API_ERRORS:  # the API server down: the GPUs draw on, as the last listing placed them
+                if self.placement is None:
+                    raise
+        assert self.placement is not None
+        nodes, placed = self.placement
         for node, gpus in nodes.items():
             if node in self.silent and not silent:
                 continue
@@ -153,8 +172,9 @@ class Twin(Collector):
 
     def step_batteries(self, now: float) -> None:
         try:
-            items = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "energystorages")["items"]
-        except client.ApiException:
+            items = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "energystorages",
+                                                           _request_timeout=LIST_TIMEOUT_S)["items"]
+        except API_ERRORS:  # the API server down: the batteries are stepped when it is back
             return
         for obj in items:
             name = obj["metadata"]["name"]
@@ -174,8 +194,8 @@ class Twin(Collector):
                 self.custom.patch_cluster_custom_object_status(
                     API_GROUP, API_VERSION, "energystorages", name,
                     {"status": {"socFraction": round(physics.soc_fraction, 6), "sohFraction": 1.0,
-                                "powerWatts": power, "lastUpdateTime": stamp}})
-            except client.ApiException:
+                                "powerWatts": power, "lastUpdateTime": stamp}}, _request_timeout=LIST_TIMEOUT_S)
+            except API_ERRORS:
                 continue
 
     def _battery_loop(self) -> None:

@@ -101,14 +101,29 @@ async def _in_pool(fn: Callable[..., _T], *args: Any) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_periods, context.run, fn, *args)
 
 
+REQUEST_TIMEOUT_S = (5.0, 30.0)
+"""Connect and read timeouts of every API call that names none (the watches name theirs): with etcd
+down the API server holds a request for its own minute, and a period must not wait that long."""
+
+
+class _TimedApiClient(client.ApiClient):
+    """An API client whose calls time out (``REQUEST_TIMEOUT_S``) unless the caller gives a timeout."""
+
+    def call_api(self, method: Any, url: Any, header_params: Any = None, body: Any = None, post_params: Any = None,
+                 _request_timeout: Any = None) -> Any:
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout=REQUEST_TIMEOUT_S if _request_timeout is None else _request_timeout)
+
+
 def kubernetes_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else $KUBECONFIG (or ~/.kube/config)."""
+    """In-cluster credentials when running in a pod, else $KUBECONFIG (or ~/.kube/config); every call
+    times out (``REQUEST_TIMEOUT_S``) unless it says otherwise."""
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)
     else:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
-    return client.ApiClient(configuration)
+    return _TimedApiClient(configuration)
 
 
 def _settle(memo: kopf.Memo, **_: Any) -> float:
