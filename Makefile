@@ -68,7 +68,8 @@ bench: binaries install-train
 # Rebuilds the forecaster bundled in the package from the shared H100 traces (seed 0, CPU).
 default-model: install-train
 	rm -rf gridshift/forecaster/default_model
-	$(BIN)/gridshift forecast train --data $(H100)/run-*-per-gpu.csv --out gridshift/forecaster/default_model \
+	$(BIN)/gridshift forecast train $(addprefix --data ,$(wildcard $(H100)/run-*-per-gpu.csv)) \
+	  --out gridshift/forecaster/default_model \
 	  --no-teacher --seed 0 --device cpu --teacher-epochs 40 --student-epochs 100 --quantize --prune 0.5
 
 # Regenerates crds/ from the API types and manifests/install.yaml from the chart (tests fail on drift).

@@ -264,7 +264,7 @@ def test_gridshift_dev_battery_rejects_impossible_ratings() -> None:
     import sys
     done = subprocess.run([sys.executable, "-m", "gridshift.cli", "dev", "battery", "--soc", "1.5"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "soc_fraction must be in [0, 1]" in done.stderr
+    assert done.returncode == 2 and "Invalid value for '--soc': 1.5 is not in the range 0.0<=x<=1.0" in done.stderr
 
 
 def test_modbus_tcp_security_needs_a_client_certificate_from_the_devices_ca() -> None:

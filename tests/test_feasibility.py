@@ -96,7 +96,7 @@ def test_cli_prints_the_verdict_and_exit_code(capsys) -> None:
 
 def test_cli_rejects_bad_input_naming_the_flag(capsys) -> None:
     assert main(["feasibility", "--checkpoint", "80GiB", "--bandwidth", "10Gbit", "--window", "3h"]) == 2
-    assert "--bandwidth: unknown unit 'Gbit'" in capsys.readouterr().err
+    assert "Invalid value for '--bandwidth': unknown unit 'Gbit'" in capsys.readouterr().err
     assert main(["feasibility", "--checkpoint", "80GiB", "--bandwidth", "10Gbit/s", "--window", "3h",
                  "--margin", "1.5"]) == 2
     assert "--margin" in capsys.readouterr().err

@@ -186,7 +186,7 @@ def test_the_bundled_synthetic_site_simulates_without_shared_data(tmp_path: Path
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     scn = sc.load("synthetic-training")
     assert not scn.file.traces and scn.file.synthetic is not None and scn.file.site.nodes == 64
-    args = ["simulate", "--scenario", "synthetic-training", "--strategies", "none", "reactive", "--duration", "30min",
+    args = ["simulate", "--scenario", "synthetic-training", "--strategies", "none,reactive", "--duration", "30min",
             "--trace-dir", str(tmp_path / "no-data"), "--json", "--quiet"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
