@@ -9,7 +9,7 @@ import pytest
 from gridshift.forecaster.adapt import OnlineAdapter, adapted_medians
 from gridshift.forecaster.metrics import mae, make_windows
 from gridshift.forecaster.runtime import Forecaster
-from gridshift.planner.outlook import learn_from, online_adapter, outlook
+from gridshift.planner.outlook import OutlookOptions, learn_from, online_adapter, outlook
 from tests.conftest import SHARED_DATA
 
 H100 = SHARED_DATA / "gpu-power" / "h100-8gpu-llm-training"
@@ -108,9 +108,10 @@ def test_the_outlook_moves_every_bound_with_the_adapted_median() -> None:
     times = np.arange(900.0)
     adapter = online_adapter(student, None)
     assert adapter is not None
-    plain = outlook(student, values[:-300], times[-301], horizon_s=30, confidence=0.9, cap_w=1e6)
+    options = OutlookOptions(horizon_s=30, confidence=0.9, cap_w=1e6)
+    plain = outlook(student, values[:-300], times[-301], options)
     learn_from(adapter, student, times[:-300], values[:-300])
-    moved = outlook(student, values[:-300], times[-301], horizon_s=30, confidence=0.9, cap_w=1e6, adapter=adapter)
+    moved = outlook(student, values[:-300], times[-301], options, adapter=adapter)
     shift = np.array([p for _, p in moved.predictions]) - np.array([p for _, p in plain.predictions])
     assert np.abs(shift).max() > 10.0  # it learned something
     bounds = np.array([b for _, _, b in moved.bounds]) - np.array([b for _, _, b in plain.bounds])

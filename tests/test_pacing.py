@@ -4,13 +4,14 @@ margin it may leave to the forecast when it would run out."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gridshift.forecaster.runtime import Forecaster
 from gridshift.planner.ladder import BatteryState
-from gridshift.planner.outlook import outlook
+from gridshift.planner.outlook import OutlookOptions, outlook
 from gridshift.planner.pacing import DischargePace, endurance_s, pace_battery, paced_peak, pacing
 
 
@@ -78,18 +79,19 @@ def test_the_outlook_lets_the_battery_bound_use_the_margin_but_not_below_the_med
     student = Forecaster.load("default")
     rng = np.random.default_rng(0)
     values = 8_000 + 1_500 * np.sin(np.arange(300) / 9.0) + rng.normal(0, 200, 300)
-    kw = dict(horizon_s=30, confidence=0.9, cap_w=10_000, battery_horizon_s=5)
-    plain = outlook(student, values, 0.0, **kw)
+    five_s = OutlookOptions(horizon_s=30, confidence=0.9, cap_w=10_000, battery_horizon_s=5)
+    plain = outlook(student, values, 0.0, five_s)
     assert plain.battery_peak_w is not None and plain.battery_margin_w == 0
-    paced = outlook(student, values, 0.0, **kw, battery_margin_w=300)
+    paced = outlook(student, values, 0.0, replace(five_s, battery_margin_w=300))
     near_median = max(v for t, v in plain.predictions if t <= 5)
     assert paced.battery_peak_w == pytest.approx(max(plain.battery_peak_w - 300, near_median, paced.load_w)), \
         "the 5 s bound less the margin, or the median up to 5 s above it"
     assert paced.battery_peak_w < plain.battery_peak_w
     assert paced.battery_margin_w == 300
     assert paced.expected_peak_w == plain.expected_peak_w, "the workload rungs and the mode see the whole bound"
-    wide = outlook(student, values, 0.0, **kw, battery_margin_w=1e9)
+    wide = outlook(student, values, 0.0, replace(five_s, battery_margin_w=1e9))
     assert wide.battery_peak_w == pytest.approx(max(near_median, wide.load_w)), "at most down to the median"
-    whole = outlook(student, values, 0.0, horizon_s=10, confidence=0.9, cap_w=10_000, battery_margin_w=300)
+    whole = outlook(student, values, 0.0,
+                    OutlookOptions(horizon_s=10, confidence=0.9, cap_w=10_000, battery_margin_w=300))
     assert whole.battery_peak_w is not None and whole.battery_peak_w < whole.expected_peak_w, \
         "pacing applies when the battery plans on the whole horizon too"

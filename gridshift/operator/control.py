@@ -44,6 +44,7 @@ from gridshift.planner.ladder import BatteryState, Plan, reserve_limit
 from gridshift.planner.outlook import (
     ErrorTracker,
     Outlook,
+    OutlookOptions,
     bound_tracker,
     learn_from,
     online_adapter,
@@ -272,12 +273,14 @@ class PolicyController:
         # GPU power cannot exceed every governed GPU at wattsPerGpu: no forecast goes above that.
         ceiling = sum(nodes.values()) * spec.workloads.watts_per_gpu if spec.telemetry.source == "dcgm" else None
         paced = self._pace(spec, inventory, now, mem)
-        view = outlook(model, series.values, float(times[-1]), horizon_s=spec.forecast.horizon_seconds,
-                       confidence=spec.forecast.confidence, cap_w=spec.budget.cap_watts,
-                       forecast_trusted=trusted, distrust_reason=why_not, ceiling_w=ceiling or None,
-                       tracker=mem.bounds, workload_confidence=workload_confidence(spec),
-                       battery_horizon_s=spec.safety.period_seconds,
-                       battery_margin_w=paced.margin_w if paced is not None else 0.0, adapter=mem.adapter)
+        looking = OutlookOptions(horizon_s=spec.forecast.horizon_seconds, confidence=spec.forecast.confidence,
+                                 cap_w=spec.budget.cap_watts, ceiling_w=ceiling or None,
+                                 workload_confidence=workload_confidence(spec),
+                                 battery_horizon_s=spec.safety.period_seconds,
+                                 battery_margin_w=paced.margin_w if paced is not None else 0.0)
+        view = outlook(model, series.values, float(times[-1]), looking,
+                       distrust=None if trusted else why_not or "forecast not trusted", tracker=mem.bounds,
+                       adapter=mem.adapter)
         mem.errors.add(view.predictions)
         if mem.bounds is not None:
             mem.bounds.add(view.bounds)

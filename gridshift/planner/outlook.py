@@ -53,28 +53,42 @@ def crossing_risk(levels: list[tuple[float, float]], cap_w: float) -> float:
     return round(1.0 - max(below), 4) if below else 1.0
 
 
-def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, *, horizon_s: float,
-            confidence: float, cap_w: float, forecast_trusted: bool = True, distrust_reason: str = "",
-            ceiling_w: float | None = None, tracker: BoundTracker | None = None,
-            workload_confidence: float | None = None, battery_horizon_s: float | None = None,
-            battery_margin_w: float = 0.0, adapter: OnlineAdapter | None = None) -> Outlook:
+@dataclass(frozen=True)
+class OutlookOptions:
+    """How a policy looks ahead in one period.
+
+    ``horizon_s``: how far the workload rungs look (they take minutes to undo). ``confidence``: the
+    level of the upper bound the battery plans against (0.5: the median). ``cap_w``: the cap the
+    crossing risk is measured against. ``ceiling_w``: the most the governed hardware can draw; no
+    forecast goes above it. ``workload_confidence``: the level the workload rungs plan against
+    (``Outlook.workload_peak_w``; None: the battery's). ``battery_horizon_s``: how far the battery's
+    bound looks (``Outlook.battery_peak_w``): it is set again every period, so it needs the bound
+    only up to the next one (None: the whole horizon). ``battery_margin_w``: how much of the margin
+    between the trigger and the cap the battery's bound may use (``planner.pacing``): it then plans
+    against that bound less the margin, never below the median up to its horizon."""
+
+    horizon_s: float
+    confidence: float
+    cap_w: float
+    ceiling_w: float | None = None
+    workload_confidence: float | None = None
+    battery_horizon_s: float | None = None
+    battery_margin_w: float = 0.0
+
+
+def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: float, options: OutlookOptions, *,
+            distrust: str | None = None, tracker: BoundTracker | None = None,
+            adapter: OnlineAdapter | None = None) -> Outlook:
     """The forecast view of one control period. Too short a history, a model without an upper bound,
-    or an untrusted forecast all fall back to reactive control on the persistence outlook (the
-    measured load, and for the battery its recent rise; see ``_persistence``). ``ceiling_w`` is
-    the most the governed hardware can draw; no forecast is allowed above it. ``tracker`` moves the
-    bound at ``confidence`` by its online margins (feed it ``Outlook.bounds`` and, later, the
-    measured load). A ``confidence`` of 0.5 plans against the median forecast. ``workload_confidence``
-    is the level the workload rungs plan against (``Outlook.workload_peak_w``, the offline-calibrated
-    level, 0.5 the median); None: the same as the battery. ``battery_horizon_s`` is how far the battery's
-    bound looks (``Outlook.battery_peak_w``): the battery is set again every period, so it needs the
-    bound only up to the next one; the workload rungs, which take minutes to undo, see the whole
-    horizon. None: the whole horizon. ``battery_margin_w`` is how much of the margin between the trigger
-    and the cap the battery's bound may use (``planner.pacing``): it then plans against that bound less
-    the margin, never below the median up to its horizon. ``adapter`` adapts the median to this site
+    or a forecast not trusted (``distrust`` says why) all fall back to reactive control on the
+    persistence outlook (the measured load, and for the battery its recent rise; see ``_persistence``).
+    ``tracker`` moves the bound at ``options.confidence`` by its online margins (feed it
+    ``Outlook.bounds`` and, later, the measured load). ``adapter`` adapts the median to this site
     (feed it the measured series with :func:`learn_from`); every upper level moves with it, keeping
     the network's calibrated spread above the median."""
+    o = options
     load = float(values[-1])
-    fallback = _persistence(values, step_s(model), horizon_s, battery_horizon_s, confidence)
+    fallback = _persistence(values, step_s(model), o.horizon_s, o.battery_horizon_s, o.confidence)
     if isinstance(model, Persistence):
         return fallback("no forecaster model: persistence")
     window = model.meta.window
@@ -84,44 +98,46 @@ def outlook(model: Forecaster | Persistence, values: np.ndarray, newest_time: fl
     if adapter is not None:
         moved = adapter.adjust(values, fc.p50[0]) - fc.p50[0]  # every level moves with the median
         fc = replace(fc, p50=fc.p50 + moved, upper=None if fc.upper is None else fc.upper + moved)
-    if ceiling_w is not None:
-        fc = replace(fc, p50=np.minimum(fc.p50, ceiling_w),
-                     upper=None if fc.upper is None else np.minimum(fc.upper, ceiling_w))
+    if o.ceiling_w is not None:
+        fc = replace(fc, p50=np.minimum(fc.p50, o.ceiling_w),
+                     upper=None if fc.upper is None else np.minimum(fc.upper, o.ceiling_w))
     horizons = np.asarray(fc.horizons_s)
     rival = fallback("").battery_bound_w
-    use = _up_to(horizons, horizon_s)
+    use = _up_to(horizons, o.horizon_s)
     p50 = fc.p50[0]
     predictions = tuple((newest_time + float(h), float(v)) for h, v in zip(horizons, p50, strict=True))
     median_peak = float(p50[use].max())
     if fc.upper is None:
         return replace(fallback("model has no upper bound"), median_peak_w=median_peak, predictions=predictions,
                        persistence_battery_w=rival)
-    upper = fc.upper_at(confidence)[0]
+    upper = fc.upper_at(o.confidence)[0]
     if tracker is not None:
-        upper = tracker.adjust(upper, float(np.mean(values[-window:])), floor=p50 if confidence > 0.5 else None)
-        if ceiling_w is not None:
-            upper = np.minimum(upper, ceiling_w)
+        upper = tracker.adjust(upper, float(np.mean(values[-window:])), floor=p50 if o.confidence > 0.5 else None)
+        if o.ceiling_w is not None:
+            upper = np.minimum(upper, o.ceiling_w)
     bounds = tuple((newest_time + float(h), k, float(u)) for k, (h, u) in enumerate(zip(horizons, upper, strict=True)))
     upper_peak = float(upper[use].max())
     levels = [(0.5, median_peak)] + [(q, float(fc.upper[0, i][use].max())) for i, q in enumerate(fc.quantiles)]
-    risk = crossing_risk(levels, cap_w)
-    span = horizon_s if battery_horizon_s is None else min(battery_horizon_s, horizon_s)
+    risk = crossing_risk(levels, o.cap_w)
+    span = o.horizon_s if o.battery_horizon_s is None else min(o.battery_horizon_s, o.horizon_s)
     near = _up_to(horizons, span)
     model_battery = max(load, float(upper[near].max()))
-    if not forecast_trusted:
-        return replace(fallback(distrust_reason), forecast_peak_w=upper_peak, median_peak_w=median_peak, peak_risk=risk,
+    if distrust is not None:
+        return replace(fallback(distrust), forecast_peak_w=upper_peak, median_peak_w=median_peak, peak_risk=risk,
                        predictions=predictions, bounds=bounds, persistence_battery_w=rival,
                        model_battery_w=model_battery)
     battery_peak = None
-    if span < horizon_s or battery_margin_w > 0:
-        battery_peak = paced_peak(float(upper[near].max()), float(p50[near].max()), load, battery_margin_w)
+    if span < o.horizon_s or o.battery_margin_w > 0:
+        battery_peak = paced_peak(float(upper[near].max()), float(p50[near].max()), load, o.battery_margin_w)
     workload_peak = None
-    if workload_confidence is not None and workload_confidence < confidence:
-        level = fc.upper_at(workload_confidence)[0] if workload_confidence > 0.5 else p50
+    if o.workload_confidence is not None and o.workload_confidence < o.confidence:
+        level = fc.upper_at(o.workload_confidence)[0] if o.workload_confidence > 0.5 else p50
         workload_peak = max(load, float(level[use].max()))
-    return Outlook(load, max(load, upper_peak), upper_peak, median_peak, risk, "predictive", "", predictions, bounds,
-                   workload_peak, battery_peak, max(0.0, battery_margin_w) if battery_peak is not None else 0.0,
-                   rival, model_battery)
+    return Outlook(load_w=load, expected_peak_w=max(load, upper_peak), forecast_peak_w=upper_peak,
+                   median_peak_w=median_peak, peak_risk=risk, mode="predictive", reason="", predictions=predictions,
+                   bounds=bounds, workload_peak_w=workload_peak, battery_peak_w=battery_peak,
+                   battery_margin_w=max(0.0, o.battery_margin_w) if battery_peak is not None else 0.0,
+                   persistence_battery_w=rival, model_battery_w=model_battery)
 
 
 def step_s(model: Forecaster | Persistence) -> float:
@@ -144,7 +160,8 @@ def _persistence(values: np.ndarray, step: float, horizon_s: float, battery_hori
     bound = load + rise_quantile(values, max(1, round(span / step)), confidence) if confidence > 0.5 else load
 
     def view(reason: str) -> Outlook:
-        return Outlook(load, bound, None, None, None, "reactive", reason, workload_peak_w=load)
+        return Outlook(load_w=load, expected_peak_w=bound, forecast_peak_w=None, median_peak_w=None, peak_risk=None,
+                       mode="reactive", reason=reason, workload_peak_w=load)
 
     return view
 

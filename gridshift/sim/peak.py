@@ -45,7 +45,14 @@ from gridshift.planner.charging import (
     charge_target,
     dwell_marks,
 )
-from gridshift.planner.outlook import bound_tracker, learn_from, online_adapter, outlook, skill_gate
+from gridshift.planner.outlook import (
+    OutlookOptions,
+    bound_tracker,
+    learn_from,
+    online_adapter,
+    outlook,
+    skill_gate,
+)
 from gridshift.planner.pacing import DischargePace, pace_battery
 from gridshift.planner.skill import SkillGate
 from gridshift.planner.speculation import ReactiveNeed, limit_speculation, speculation_budget
@@ -330,12 +337,12 @@ def _decide(strategy: Strategy, history: np.ndarray, i: int, now: float, ctx: _C
         paced = pace_battery(ctx.pace, battery, now=now, reserve_fraction=limits.reserve_fraction,
                              pace_s=setup.endurance_s, cap_w=setup.cap_w, trigger_w=setup.trigger_w)
         context = max(window, int(LOOKBACK_S), ctx.adapter.context if ctx.adapter else 0)
-        view = outlook(ctx.forecaster, history[-context:], now, horizon_s=setup.horizon_s,
-                       confidence=setup.confidence, cap_w=setup.cap_w, tracker=ctx.tracker,
-                       workload_confidence=setup.workload_confidence,
-                       battery_horizon_s=setup.period_s, battery_margin_w=paced.margin_w if paced else 0.0,
-                       adapter=ctx.adapter, forecast_trusted=skill is None or skill.trusted,
-                       distrust_reason=skill.reason if skill is not None else "")
+        looking = OutlookOptions(horizon_s=setup.horizon_s, confidence=setup.confidence, cap_w=setup.cap_w,
+                                 workload_confidence=setup.workload_confidence, battery_horizon_s=setup.period_s,
+                                 battery_margin_w=paced.margin_w if paced else 0.0)
+        view = outlook(ctx.forecaster, history[-context:], now, looking,
+                       distrust=None if skill is None or skill.trusted else skill.reason, tracker=ctx.tracker,
+                       adapter=ctx.adapter)
         if ctx.tracker is not None:
             ctx.tracker.add(view.bounds)
         if setup.pace_workloads and paced is not None:
