@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import report, start_lab
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import parse_rfc3339
+from gridshift.api.times import parse_rfc3339
 from gridshift.devcluster.battery_sim import SunSpecBatterySimulator
 from gridshift.devcluster.lab import OperatorProcess, policy
 from gridshift.ess.physics import BatteryPhysics

@@ -10,7 +10,6 @@ dry-run nothing is written.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from kubernetes import client
 
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
+from gridshift.api.times import rfc3339
 from gridshift.planner import Action
 from gridshift.planner.charging import dwell_marks
 
@@ -50,19 +50,6 @@ class Outcome:
     action: Action
     applied: bool
     message: str
-
-
-def rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
-        return None
 
 
 def managed_elsewhere(annotations: dict | None, policy: str) -> str | None:

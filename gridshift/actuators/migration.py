@@ -25,8 +25,9 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import managed_elsewhere, parse_rfc3339, retry_on_conflict, rfc3339
+from gridshift.actuators.kubernetes import managed_elsewhere, retry_on_conflict
 from gridshift.api import annotations as ann
+from gridshift.api.times import parse_rfc3339, rfc3339
 
 _RECORD_PATH = "/metadata/annotations/" + ann.MIGRATION.replace("~", "~0").replace("/", "~1")
 

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import yaml
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import parse_rfc3339
 from gridshift.api import annotations as ann
+from gridshift.api.times import parse_rfc3339
 from gridshift.devcluster import chaos
 from gridshift.devcluster.controlplane import ControlPlane
 from gridshift.devcluster.lab import OperatorProcess, Site, inference, policy, training

@@ -200,7 +200,7 @@ def _reset(core: client.CoreV1Api, custom: client.CustomObjectsApi) -> None:
 def _plot(series: list[tuple[float, float]], result: DemoResult, started: float, out: Path) -> Path:
     plt = pyplot()
 
-    from gridshift.actuators.kubernetes import parse_rfc3339
+    from gridshift.api.times import parse_rfc3339
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
     if series:

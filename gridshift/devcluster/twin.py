@@ -32,10 +32,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gridshift.actuators.kubernetes import parse_rfc3339, rfc3339
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.resources import GPU_RESOURCE, gpus_requested, list_items
+from gridshift.api.times import parse_rfc3339, rfc3339
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.telemetry.traces import load_gpu_series
 

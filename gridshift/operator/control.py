@@ -17,8 +17,9 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import KubernetesActuator, Outcome, parse_rfc3339, rfc3339
+from gridshift.actuators.kubernetes import KubernetesActuator, Outcome
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
+from gridshift.api.times import parse_rfc3339, rfc3339
 from gridshift.forecaster.adapt import OnlineAdapter
 from gridshift.forecaster.conformal import BoundTracker
 from gridshift.forecaster.runtime import Forecaster, Persistence

@@ -42,10 +42,11 @@ import kopf
 from kubernetes import client, config
 from pydantic import ValidationError
 
-from gridshift.actuators.kubernetes import KubernetesActuator, rfc3339
+from gridshift.actuators.kubernetes import KubernetesActuator
 from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
+from gridshift.api.times import rfc3339
 from gridshift.operator import metrics
 from gridshift.operator.access import AccessResolver
 from gridshift.operator.control import TRANSPORT_ERRORS, PeriodResult, PolicyController

@@ -12,10 +12,10 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import parse_rfc3339
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, LabelSelector, PowerPolicySpec
 from gridshift.api.resources import GPU_RESOURCE, gpus_requested
+from gridshift.api.times import parse_rfc3339
 from gridshift.operator.objects import ClusterObjects, Listed, labels_of, selected
 from gridshift.planner import BatteryState, Workload
 from gridshift.planner.ladder import Kind

@@ -15,9 +15,9 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import parse_rfc3339, rfc3339
 from gridshift.actuators.migration import JobMigrator, StepOutcome
 from gridshift.api.powerpolicy import PowerPolicySpec, Site
+from gridshift.api.times import parse_rfc3339, rfc3339
 from gridshift.operator import metrics
 from gridshift.operator.events import Event, object_ref
 from gridshift.operator.inventory import Inventory, InventoryReader, MovableJob

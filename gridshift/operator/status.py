@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridshift.actuators.kubernetes import Outcome, rfc3339
+from gridshift.actuators.kubernetes import Outcome
+from gridshift.api.times import rfc3339
 from gridshift.operator.events import Event, object_ref
 from gridshift.planner import Action, Workload
 

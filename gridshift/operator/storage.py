@@ -12,9 +12,9 @@ from typing import Any
 
 from kubernetes import client
 
-from gridshift.actuators.kubernetes import rfc3339
 from gridshift.actuators.modbus import BatteryReading, CommandResult, DeviceError, ModbusBattery, tls_context
 from gridshift.api.energystorage import EnergyStorageSpec
+from gridshift.api.times import rfc3339
 from gridshift.operator.events import Event
 from gridshift.operator.status import condition
 

@@ -242,7 +242,7 @@ def test_prometheus_down_holds_and_recovers(lab: Lab, site: Site, namespace: str
 
 
 def _epoch(text: str) -> float:
-    from gridshift.actuators.kubernetes import parse_rfc3339
+    from gridshift.api.times import parse_rfc3339
 
     value = parse_rfc3339(text)
     assert value is not None

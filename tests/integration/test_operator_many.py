@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from gridshift.actuators.kubernetes import parse_rfc3339
+from gridshift.api.times import parse_rfc3339
 from gridshift.devcluster.lab import OperatorProcess, Site, force_delete, policy
 from gridshift.devcluster.proxy import BlipProxy
 from tests.conftest import Kube, eventually
