@@ -1,6 +1,7 @@
-"""The chaos suite's short version (``bench/chaos.py`` runs 20 runs of 10 faults): one run of the
-closed loop under random faults (the operator SIGKILLed, Prometheus stopped, a node silent, the
-API connection cut), then the audit: every object back at its original, every change recorded
+"""The chaos suite's short version (``bench/chaos.py`` runs 20 runs of 13 faults, API server and etcd
+restarts included): one run of the closed loop under random faults (the operator SIGKILLed,
+Prometheus stopped, a node silent, the API connection cut or slowed; the shared cluster's API server
+and etcd are left alone), then the audit: every object back at its original, every change recorded
 once, no second over the cap caused by a restore."""
 
 from __future__ import annotations
