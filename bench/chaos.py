@@ -1,6 +1,6 @@
 """The chaos suite: the closed loop on the local control plane under random faults, audited.
 
-    python bench/chaos.py                          # 20 runs of 12 faults
+    python bench/chaos.py                          # 20 runs of 13 faults
     python bench/chaos.py --runs 3 --faults 6 --json out/chaos.json
 
 It starts its own control plane (4 kwok GPU nodes), the telemetry twin, a real Prometheus (1 s
@@ -41,8 +41,8 @@ NAMESPACE = "chaos"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--faults", type=int, default=12,
-                        help="faults planned per run (default 12; one that strikes while its kind is in force "
+    parser.add_argument("--faults", type=int, default=13,
+                        help="faults planned per run (default 13; one that strikes while its kind is in force "
                              "only extends it and is not counted)")
     parser.add_argument("--seed", type=int, default=0, help="the first run's seed; run k uses seed + k")
     parser.add_argument("--json", metavar="PATH")

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from gridshift.api.powerpolicy import PowerPolicyStatus
 from gridshift.devcluster.lab import (
     CheckpointSidecar,
     OperatorProcess,
@@ -37,7 +38,11 @@ def _power(url: str, site: Site) -> float | None:
 
 
 def _pp(kube: Kube, name: str) -> dict:
-    return kube.custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
+    """The policy as the API server holds it; its status, whatever the moment, is one the published
+    API type (``PowerPolicyStatus``, what clients and the CRD schema are generated from) reads."""
+    obj = kube.custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", name)
+    PowerPolicyStatus.model_validate(obj.get("status") or {})
+    return obj
 
 
 def _condition(obj: dict, type_: str) -> dict:
