@@ -85,9 +85,10 @@ def main() -> int:
                 if name not in first:
                     status = custom.get_cluster_custom_object(GROUP, VERSION, "powerpolicies", name).get(
                         "status") or {}
-                    when = parse_rfc3339(status.get("lastPeriodTime"))
-                    if when is not None:
-                        first[name] = max(0.0, when - created[name])
+                    # Seen, not stamped: lastPeriodTime has whole seconds only, so the poll that first sees
+                    # it bounds the time from above (within the 0.5 s poll and the reads of one sweep).
+                    if parse_rfc3339(status.get("lastPeriodTime")) is not None:
+                        first[name] = time.time() - created[name]
             for name in batteries:
                 if name not in first:
                     status = custom.get_cluster_custom_object(GROUP, VERSION, "energystorages", name).get(
