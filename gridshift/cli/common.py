@@ -68,6 +68,7 @@ class PositiveFloats(click.ParamType):
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 FRACTION = click.FloatRange(0.0, 1.0)
+PORT = click.IntRange(0, 65535)
 
 
 def stderr(msg: str) -> None:

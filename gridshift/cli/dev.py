@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from gridshift.cli.common import FRACTION, POSITIVE, Failed, preflight, stderr, until_interrupted
+from gridshift.cli.common import FRACTION, PORT, POSITIVE, Failed, preflight, stderr, until_interrupted
 
 AT_LEAST_ONE = click.IntRange(min=1)
-PORT = click.IntRange(0, 65535)
 CLUSTER_DIR = click.option("--dir", "directory", type=click.Path(file_okay=False),
                            help="Cluster state directory (default ~/.cache/gridshift/clusters/default).")
 

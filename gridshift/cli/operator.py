@@ -10,9 +10,7 @@ from typing import Any
 
 import click
 
-from gridshift.cli.common import Failed
-
-PORT = click.IntRange(0, 65535)
+from gridshift.cli.common import PORT, Failed
 
 
 @click.group()
