@@ -30,7 +30,8 @@ from gridshift.ess.physics import BatteryPhysics
 from gridshift.forecaster.conformal import tracked_bounds
 from gridshift.forecaster.metrics import make_windows
 from gridshift.forecaster.runtime import Forecaster
-from gridshift.sim.peak import STRATEGIES, Battery, Setup, simulate
+from gridshift.sim.peak import Battery, Setup, simulate
+from gridshift.sim.strategies import STRATEGIES
 from gridshift.telemetry.traces import load_series
 
 

@@ -45,3 +45,12 @@ def test_cache_dir_honours_override(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_cli_rejects_zero_nodes(capsys):
     assert main(["dev", "cluster", "up", "--nodes", "0"]) == 2
     assert "Invalid value for '--nodes': 0 is not in the range x>=1" in capsys.readouterr().err
+
+
+def test_a_users_goflags_keep_their_flags_and_the_build_still_resolves_modules() -> None:
+    # GOFLAGS=-buildvcs=false in the environment used to replace -mod=mod: a cold build then failed
+    # with "missing go.sum entry" before compiling anything.
+    assert binaries.go_flags("-buildvcs=false").split() == ["-buildvcs=false", "-mod=mod"]
+    assert binaries.go_flags("-mod=vendor -trimpath").split() == ["-trimpath", "-mod=mod"]
+    assert binaries.go_flags(None) == "-mod=mod"
+    assert binaries.go_flags("-buildvcs=false -mod=mod", mod=None) == "-buildvcs=false"  # for go install pkg@v

@@ -10,7 +10,8 @@ import pytest
 
 from gridshift.ess.physics import BatteryPhysics
 from gridshift.forecaster.runtime import Forecaster
-from gridshift.sim.peak import STRATEGIES, Battery, Setup, simulate
+from gridshift.sim.peak import Battery, Setup, simulate
+from gridshift.sim.strategies import STRATEGIES
 
 
 def _load(seconds: int = 1800, seed: int = 3) -> np.ndarray:

@@ -757,9 +757,11 @@ class PowerPolicyStatus(ApiModel):
     phase: Literal["Pending", "Watching", "Acting", "Restoring", "Degraded"] | None = Field(
         default=None, description="One-word summary for `kubectl get`."
     )
-    observed_watts: float | None = Field(default=None, description="Latest measured power of the governed nodes.")
-    forecast_peak_watts: float | None = Field(
-        default=None, description="Forecast upper bound over the horizon."
+    observed_watts: int | None = Field(
+        default=None, description="Latest measured power of the governed nodes, in whole watts."
+    )
+    forecast_peak_watts: int | None = Field(
+        default=None, description="Forecast upper bound over the horizon, in whole watts."
     )
     peak_risk: float | None = Field(
         default=None, ge=0, le=1, description="Probability that power crosses the cap within the horizon."

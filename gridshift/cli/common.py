@@ -66,6 +66,23 @@ class PositiveFloats(click.ParamType):
         return values
 
 
+class Names(click.ParamType):
+    """Comma-separated names, at least ``at_least`` of them (``what``: how an error says that many)."""
+
+    name = "names"
+
+    def __init__(self, at_least: int, what: str):
+        self.at_least, self.what = at_least, what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        if len(names) < self.at_least:
+            self.fail(f"give at least {self.what}, comma-separated; got {value!r}", param, ctx)
+        return names
+
+
 POSITIVE = click.FloatRange(min=0, min_open=True)
 FRACTION = click.FloatRange(0.0, 1.0)
 PORT = click.IntRange(0, 65535)

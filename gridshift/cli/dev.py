@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gridshift.cli.common import FRACTION, PORT, POSITIVE, Failed, preflight, stderr, until_interrupted
+from gridshift.cli.common import FRACTION, PORT, POSITIVE, Failed, Names, preflight, stderr, until_interrupted
 
 AT_LEAST_ONE = click.IntRange(min=1)
 CLUSTER_DIR = click.option("--dir", "directory", type=click.Path(file_okay=False),
@@ -69,19 +69,13 @@ def status(directory: str | None) -> None:
         print(f"{key + ':':14}{value}")
 
 
-def _sites(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    sites = [s.strip() for s in value.split(",") if s.strip()]
-    if not sites:
-        raise click.BadParameter("give at least one site name", ctx, param)
-    return sites
-
-
 @cluster.command()
 @CLUSTER_DIR
 @click.option("--nodes", type=AT_LEAST_ONE, default=4, show_default=True, help="GPU nodes per site.")
 @click.option("--gpus-per-node", type=AT_LEAST_ONE, default=8, show_default=True, help="nvidia.com/gpu per node.")
 @click.option("--racks", type=AT_LEAST_ONE, default=2, show_default=True, help="Racks per site.")
-@click.option("--sites", default="site-a", show_default=True, callback=_sites, help="Comma-separated site names.")
+@click.option("--sites", type=Names(1, "one site name"), default="site-a", show_default=True,
+              help="Comma-separated site names.")
 def up(directory: str | None, nodes: int, gpus_per_node: int, racks: int, sites: list[str]) -> None:
     """Build (once) and start etcd, the control plane and kwok GPU nodes."""
     preflight(prometheus=False, extras=("devcluster",))

@@ -7,16 +7,12 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import click
 
-from gridshift.cli.common import BITRATE, BYTES, DURATION, Failed, needs_extra, table, writable_file
-
-if TYPE_CHECKING:
-    from gridshift.sim.peak import Strategy
-
-STRATEGIES = ("none", "reactive", "persistence", "student", "oracle")
+from gridshift.cli.common import BITRATE, BYTES, DURATION, Failed, Names, needs_extra, table, writable_file
+from gridshift.sim.strategies import STRATEGIES, Strategy
 
 
 def _strategies(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
@@ -98,13 +94,6 @@ def sim() -> None:
     """Trace-driven simulations."""
 
 
-def _sites(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    sites = [s.strip() for s in value.split(",") if s.strip()]
-    if len(sites) < 2:
-        raise click.BadParameter("name at least two balancing authorities", ctx, param)
-    return sites
-
-
 def _low_high(kind: click.ParamType, text: str, option: str) -> tuple[float, float]:
     """``LOW-HIGH`` (or one value for both) read with ``kind``; a usage error naming ``option``."""
     lo, _, hi = text.partition("-")
@@ -122,7 +111,7 @@ def _bandwidths(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @sim.command()
 @click.option("--data", default="../shared/data/grid/eia-930-2022-hourly", show_default=True,
               type=click.Path(file_okay=False), help="Folder of EIA-930 {BA}.csv files.")
-@click.option("--sites", default="CISO,ERCO,MISO", show_default=True, callback=_sites,
+@click.option("--sites", default="CISO,ERCO,MISO", show_default=True, type=Names(2, "two balancing authorities"),
               help="Balancing authorities, one site each, comma-separated.")
 @click.option("--start", default="2022-06-01", show_default=True, help="First day jobs may arrive (UTC date).")
 @click.option("--days", type=click.IntRange(min=1), default=7, show_default=True, help="Days of arrivals.")

@@ -95,12 +95,20 @@ def toolchain_for(version: tuple[int, int] | None, configured: str | None) -> st
     return "local" if version is not None and version >= MIN_GO else FALLBACK_TOOLCHAIN
 
 
+def go_flags(flags: str | None, mod: str | None = "mod") -> str:
+    """The user's GOFLAGS with ``-mod=<mod>`` in place of any ``-mod`` they give (None: without one).
+    Our build modules have no go.sum until the first build writes it, so it runs with -mod=mod; a
+    user's GOFLAGS (say -buildvcs=false) stays."""
+    kept = [f for f in (flags or "").split() if not f.startswith("-mod=")]
+    return " ".join([*kept, *([f"-mod={mod}"] if mod else [])])
+
+
 def _go_env() -> dict[str, str]:
     env = dict(os.environ)
     go = shutil.which("go")
     env["GOTOOLCHAIN"] = toolchain_for(go_version(go) if go else None, os.environ.get("GOTOOLCHAIN"))
     env["CGO_ENABLED"] = "0"
-    env.setdefault("GOFLAGS", "-mod=mod")
+    env["GOFLAGS"] = go_flags(os.environ.get("GOFLAGS"))
     return env
 
 
@@ -193,7 +201,7 @@ def _go_install(go: str, pkg: str, name: str, out: Path, log: Callable[[str], No
         log("$ GOBIN=" + str(env_gobin) + " " + " ".join(cmd))
         env = _go_env()
         env["GOBIN"] = str(env_gobin)
-        env["GOFLAGS"] = ""  # go install pkg@version refuses -mod=mod
+        env["GOFLAGS"] = go_flags(os.environ.get("GOFLAGS"), mod=None)  # go install pkg@version refuses -mod
         if toolchain and "GOTOOLCHAIN" not in os.environ:
             env["GOTOOLCHAIN"] = toolchain
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)

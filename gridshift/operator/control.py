@@ -9,7 +9,6 @@ status); the in-process memory only holds the forecast-error history.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,11 +32,14 @@ from gridshift.operator.objects import ClusterObjects
 from gridshift.operator.queries import power_query
 from gridshift.operator.status import (
     RECENT_ACTIONS,
+    PeriodFacts,
     action_record,
     condition,
+    explain,
     interrupted,
     report_outcome,
     shaved_watts,
+    status_fields,
 )
 from gridshift.planner import Action, PlanInput, plan
 from gridshift.planner.charging import LOOKBACK_S, PeakEnergyTracker, charge_ceiling
@@ -434,95 +436,43 @@ class PolicyController:
         decided = result.plan
         assert decided is not None
         coverage = mem.bounds.coverage if mem.bounds is not None else None
-        prev = status.get("conditions", [])
-        changed = [w for w in inventory.workloads if w.managed_by == name]
-        battery_on = inventory.battery is not None and inventory.battery.managed_by == name \
-            and inventory.battery.setpoint_w > 0
-        shaving = [a for a in decided.actions if a.expected_watts > 0]
-        dry = spec.safety.dry_run or self.force_dry_run
-        acting = bool(changed or battery_on or (dry and shaving))
-        if decided.mode == "shave" or (acting and decided.mode == "hold"):
-            phase = "Acting"
-        elif decided.mode == "restore" and (changed or battery_on):
-            phase = "Restoring"
+        adapter = mem.adapter
+        facts = PeriodFacts(
+            policy=name, spec=spec, generation=generation, now=now, force_dry_run=self.force_dry_run,
+            nodes=len(inventory.nodes), workloads=inventory.workloads, notes=inventory.notes,
+            battery=inventory.battery, view=view, plan=decided, error=error, coverage=coverage,
+            adapted=(adapter.learned, adapter.choice) if adapter is not None and adapter.learned else None,
+            paced=paced, skill=skill, speculation=speculation)
+        explained = explain(facts, status.get("conditions", []), mem.reasons.get("reactive"))
+        result.events.extend(explained.events)
+        if explained.reactive_said is None:
+            mem.reasons.pop("reactive", None)
         else:
-            phase = "Watching"
-        if acting:
-            what = ", ".join(sorted(w.key for w in changed)) + (" and the battery" if battery_on else "")
-            forced = ", forced by the operator's --dry-run" if self.force_dry_run and not spec.safety.dry_run else ""
-            acting_msg = (f"would shave {sum(a.expected_watts for a in shaving):.0f} W (dry-run{forced})"
-                          if dry else f"holding changes on {what or 'nothing'}")
-        else:
-            acting_msg = "nothing changed by this policy"
-        forecast_msg = (f"p{spec.forecast.confidence * 100:g} upper bound {view.forecast_peak_w:.0f} W over "
-                        f"{spec.forecast.horizon_seconds} s" if view.forecast_peak_w is not None else "no forecast")
-        if view.battery_peak_w is not None and view.forecast_peak_w is not None:
-            forecast_msg += f" ({view.battery_peak_w:.0f} W up to the next period, which the battery plans against)"
-        if view.battery_margin_w > 0 and paced is not None and view.forecast_peak_w is not None:
-            forecast_msg += (f"; battery paced: its energy lasts {paced.endurance_s / 60:.0f} min at its recent mean "
-                             f"discharge, so it leaves {view.battery_margin_w:.0f} W of the cap margin to the forecast")
-        adapted = ""
-        if mem.adapter is not None and mem.adapter.learned and view.forecast_peak_w is not None:
-            adapted = (f"; median adapted to this site from {mem.adapter.learned} matured forecasts "
-                       f"(forecasting with: {', '.join(dict.fromkeys(mem.adapter.choice))})")
-            forecast_msg += adapted
-        if speculation is not None and view.forecast_peak_w is not None and speculation.allowance_w <= 0:
-            forecast_msg += (f"; the battery follows the measured load: it keeps {speculation.kept_wh:.0f} Wh "
-                             "for the overshoot reactive control would cover")
-        if view.mode == "reactive":
-            forecast_msg = f"reactive control: {view.reason}{adapted}"
-            # The skill gate's reason carries its running ratios: one Event while it holds, not one a period.
-            said = "skill gate" if skill is not None and view.reason == skill.reason else view.reason
-            if mem.reasons.get("reactive") != said:
-                result.events.append(Event("Warning", "ReactiveControl", forecast_msg))
-            mem.reasons["reactive"] = said
-        elif mem.reasons.pop("reactive", None) is not None:
-            result.events.append(Event("Normal", "PredictiveControl", f"forecast trusted again: {forecast_msg}"))
-        ready_msg = (f"{len(inventory.nodes)} nodes, {len(inventory.workloads)} workloads; {decided.mode}; "
-                     + "; ".join([*decided.notes, *inventory.notes]))
-        conditions = [
-            condition(prev, "Ready", "True", "Reconciled", ready_msg.rstrip("; "), now, generation),
-            condition(prev, "Degraded", "False", "TelemetryOk", "telemetry is fresh", now, generation),
-            condition(prev, "ForecastHealthy", "True" if view.mode == "predictive" else "False",
-                       "Predictive" if view.mode == "predictive" else (
-                           "BelowPersistence" if skill is not None and view.reason == skill.reason else "Reactive"),
-                       forecast_msg, now, generation),
-            condition(prev, "Acting", "True" if acting else "False", "Shaving" if acting else "Idle", acting_msg,
-                       now, generation),
-        ]
-        result.status.update({
-            "observedGeneration": generation, "phase": phase, "observedWatts": whole_watts(view.load_w),
-            "forecastPeakWatts": whole_watts(view.forecast_peak_w),
-            "peakRisk": view.peak_risk, "conditions": conditions, "controlMode": view.mode,
-            "forecastErrorFraction": round(error, 4) if error is not None else None,
-            "forecastCoverage": round(coverage, 4) if coverage is not None else None,
-            "uncoveredWatts": round(decided.uncovered_w, 1),
-            "batteryEnduranceSeconds": round(paced.endurance_s) if paced is not None and math.isfinite(
-                paced.endurance_s) else None,
-        })
-        metrics.OBSERVED.labels(name).set(view.load_w)
-        metrics.FORECAST.labels(name).set(view.forecast_peak_w if view.forecast_peak_w is not None else float("nan"))
-        metrics.BUDGET.labels(name).set(spec.budget.cap_watts)
-        metrics.TRIGGER.labels(name).set(spec.budget.effective_trigger_watts)
-        metrics.PEAK_RISK.labels(name).set(view.peak_risk if view.peak_risk is not None else float("nan"))
-        metrics.FORECAST_ERROR.labels(name).set(error if error is not None else float("nan"))
-        metrics.BOUND_COVERAGE.labels(name).set(coverage if coverage is not None else float("nan"))
-        metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
-        ratio = skill.median_ratio if skill is not None else None
-        metrics.SKILL.labels(name).set(ratio if ratio is not None else float("nan"))
-        metrics.SHAVED.labels(name).set(shaved_watts(changed))
-        metrics.UNCOVERED.labels(name).set(decided.uncovered_w)
-        if spec.storage is not None:
-            battery = inventory.battery
-            metrics.BATTERY_READY.labels(name).set(1 if battery is not None else 0)
-            metrics.BATTERY_SOC.labels(name).set(battery.soc_fraction if battery is not None else float("nan"))
-            metrics.BATTERY_SETPOINT.labels(name).set(battery.setpoint_w if battery is not None else float("nan"))
-        if paced is not None:
-            metrics.BATTERY_ENDURANCE.labels(name).set(paced.endurance_s)
-            metrics.BATTERY_MARGIN.labels(name).set(view.battery_margin_w)
+            mem.reasons["reactive"] = explained.reactive_said
+        result.status.update(status_fields(explained.status))
+        _export(facts, inventory)
 
 
-def whole_watts(watts: float | None) -> int | None:
-    """Watts for a printer column: whole (`kubectl get pp` prints a fractional number in exponent
-    notation), None when unknown or not finite."""
-    return round(watts) if watts is not None and math.isfinite(watts) else None
+def _export(f: PeriodFacts, inventory: Inventory) -> None:
+    """The policy's gauges for the period ``f`` describes."""
+    name, view, spec = f.policy, f.view, f.spec
+    metrics.OBSERVED.labels(name).set(view.load_w)
+    metrics.FORECAST.labels(name).set(view.forecast_peak_w if view.forecast_peak_w is not None else float("nan"))
+    metrics.BUDGET.labels(name).set(spec.budget.cap_watts)
+    metrics.TRIGGER.labels(name).set(spec.budget.effective_trigger_watts)
+    metrics.PEAK_RISK.labels(name).set(view.peak_risk if view.peak_risk is not None else float("nan"))
+    metrics.FORECAST_ERROR.labels(name).set(f.error if f.error is not None else float("nan"))
+    metrics.BOUND_COVERAGE.labels(name).set(f.coverage if f.coverage is not None else float("nan"))
+    metrics.REACTIVE.labels(name).set(1 if view.mode == "reactive" else 0)
+    ratio = f.skill.median_ratio if f.skill is not None else None
+    metrics.SKILL.labels(name).set(ratio if ratio is not None else float("nan"))
+    metrics.SHAVED.labels(name).set(shaved_watts(f.changed))
+    metrics.UNCOVERED.labels(name).set(f.plan.uncovered_w)
+    if spec.storage is not None:
+        battery = inventory.battery
+        metrics.BATTERY_READY.labels(name).set(1 if battery is not None else 0)
+        metrics.BATTERY_SOC.labels(name).set(battery.soc_fraction if battery is not None else float("nan"))
+        metrics.BATTERY_SETPOINT.labels(name).set(battery.setpoint_w if battery is not None else float("nan"))
+    if f.paced is not None:
+        metrics.BATTERY_ENDURANCE.labels(name).set(f.paced.endurance_s)
+        metrics.BATTERY_MARGIN.labels(name).set(view.battery_margin_w)

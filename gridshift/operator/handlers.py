@@ -7,11 +7,11 @@ Peering keeps two replicas from acting at once: only the highest-priority live p
 daemons, the others stand by.
 
 The daemons are async: between periods they wait on the event loop, and a period's blocking work
-(Kubernetes and Prometheus calls, the forecast, a Modbus poll) runs in ``_periods``, a thread pool
-of its own. A sync daemon holds one thread of Kopf's executor (min(32, cores + 4) threads) for as
+(Kubernetes and Prometheus calls, the forecast, a Modbus poll) runs in a thread pool of its own
+(``PeriodPool``). A sync daemon holds one thread of Kopf's executor (min(32, cores + 4) threads) for as
 long as its object lives, so on a small node the policies past that number were never controlled
 and a deletion's release handler queued behind them. A period and the release of the same policy
-never overlap (``_policy_lock``), and no period runs for a policy once it is released. Transport
+never overlap (``PeriodPool.policy_lock``), and no period runs for a policy once it is released. Transport
 errors (an API server or network blip) are caught like API errors: the loop retries at its next
 period instead of leaving the daemon to Kopf's one-minute backoff.
 
@@ -20,9 +20,9 @@ running pods, PriorityClasses, HPAs and workloads), never from list calls: at a 
 period that listed every pod and workload spent seconds doing it, once per policy. Until every kind
 has been listed once a period lists for itself.
 
-The operator's flags (``OperatorConfig``), the policy controller, the Modbus driver and the watch
-caches live in Kopf's memo (``kopf.run(memo=config.memo())``; the startup handler builds the rest);
-the period pool and the per-policy locks are the process's own.
+The operator's flags (``OperatorConfig``), the policy controller, the Modbus driver, the watch
+caches and the period pool live in Kopf's memo (``kopf.run(memo=config.memo())``; the startup
+handler builds the rest): the module holds no state of its own.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from gridshift.planner import Action
 @dataclass(frozen=True)
 class OperatorConfig:
     """The operator's flags (``gridshift operator run``), carried in Kopf's memo as ``memo.config``;
-    the startup handler adds the shared ``memo.controller``, ``memo.storage`` and ``memo.cache`` from them."""
+    the startup handler adds the shared ``memo.controller``, ``memo.storage``, ``memo.cache`` and ``memo.periods``."""
 
     prometheus_url: str | None = None
     force_dry_run: bool = False
@@ -85,21 +85,31 @@ PEERING_SETTLE_S = 10.0
 PERIOD_THREADS = 16
 
 _T = TypeVar("_T")
-_periods = ThreadPoolExecutor(max_workers=PERIOD_THREADS, thread_name_prefix="gridshift-period")
-_locks: dict[str, threading.Lock] = {}
-_released: set[str] = set()  # uids of deleted policies: no period runs for them any more
-_locks_guard = threading.Lock()
 
 
-def _policy_lock(uid: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(uid, threading.Lock())
+class PeriodPool:
+    """The threads the periods' and polls' blocking work runs in, and what keeps a policy's period and
+    its release apart: one lock per policy, and the policies already released (no period runs for them)."""
 
+    def __init__(self, threads: int = PERIOD_THREADS):
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridshift-period")
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.released: set[str] = set()  # uids of deleted policies
 
-async def _in_pool(fn: Callable[..., _T], *args: Any) -> _T:
-    """``fn(*args)`` in the period pool, in this task's context (Kopf posts Events through context variables)."""
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_periods, context.run, fn, *args)
+    def policy_lock(self, uid: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+    def forget(self, uid: str) -> None:
+        """Drop a released policy's lock (its uid stays in ``released``)."""
+        with self._guard:
+            self._locks.pop(uid, None)
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in the pool, in this task's context (Kopf posts Events through context variables)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, fn, *args)
 
 
 REQUEST_TIMEOUT_S = (5.0, 30.0)
@@ -165,6 +175,7 @@ def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None
     memo.storage = ModbusStorageController(memo.controller.api)
     # Every replica keeps the caches, a standby too: it takes over with them warm.
     memo.cache = WatchCache(memo.controller.api).start()
+    memo.periods = PeriodPool()
     threading.Thread(target=_count_policies, args=(memo.controller,), name="gridshift-policy-count",
                      daemon=True).start()
 
@@ -208,13 +219,13 @@ def _why(exc: BaseException) -> str:
     return f"{exc.status} {exc.reason}" if isinstance(exc, client.ApiException) else f"{type(exc).__name__}: {exc}"
 
 
-def _control_period(ctl: PolicyController, cache: WatchCache, name: str, body: kopf.Body,
+def _control_period(ctl: PolicyController, cache: WatchCache, periods: PeriodPool, name: str, body: kopf.Body,
                     logger: kopf.Logger) -> float:
     """One control period of ``name`` (in the period pool); returns the seconds until the next."""
     uid = body.get("metadata", {}).get("uid", name)
     period = 15.0
-    with _policy_lock(uid):
-        if uid in _released:
+    with periods.policy_lock(uid):
+        if uid in periods.released:
             return period
         try:
             spec = PowerPolicySpec.model_validate(dict(body.get("spec") or {}))
@@ -251,7 +262,8 @@ async def control(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logge
     try:
         while not stopped:
             started = time.monotonic()
-            period = await _in_pool(_control_period, memo.controller, memo.cache, name, body, logger)
+            period = await memo.periods.run(_control_period, memo.controller, memo.cache, memo.periods, name,
+                                          body, logger)
             await stopped.wait(max(0.05, period - (time.monotonic() - started)))
     finally:
         metrics.CONTROLLED.dec()
@@ -263,11 +275,11 @@ def release(name: str, spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, me
     """Give back everything the deleted policy changed: original replicas, resumed Jobs, moves in flight
     rolled back, idle battery."""
     uid = meta.get("uid", name)
-    with _policy_lock(uid):  # waits for a period in flight; none runs after this one
-        _released.add(uid)
+    periods: PeriodPool = memo.periods
+    with periods.policy_lock(uid):  # waits for a period in flight; none runs after this one
+        periods.released.add(uid)
         _release(memo.controller, name, spec, logger)
-    with _locks_guard:
-        _locks.pop(uid, None)
+    periods.forget(uid)
 
 
 def _release(ctl: PolicyController, name: str, spec: kopf.Spec, logger: kopf.Logger) -> None:
@@ -341,7 +353,7 @@ async def drive_battery(name: str, body: kopf.Body, stopped: kopf.DaemonStopped,
     report the device's state. On exit (deleted, driver changed, operator stopping) the battery idles."""
     try:
         while not stopped:
-            poll = await _in_pool(_battery_poll, memo.controller, memo.storage, name, body, logger)
+            poll = await memo.periods.run(_battery_poll, memo.controller, memo.storage, name, body, logger)
             await stopped.wait(poll)
     finally:
-        await _in_pool(memo.storage.release, name)
+        await memo.periods.run(memo.storage.release, name)

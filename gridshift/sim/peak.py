@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
 
 import numpy as np
 
@@ -58,9 +57,8 @@ from gridshift.planner.skill import SkillGate
 from gridshift.planner.speculation import ReactiveNeed, limit_speculation, speculation_budget
 from gridshift.planner.tariff import PeakWindow, is_peak
 from gridshift.sim.site import Cluster, SiteModel
+from gridshift.sim.strategies import Strategy
 
-Strategy = Literal["none", "reactive", "persistence", "student", "oracle"]
-STRATEGIES: tuple[Strategy, ...] = ("none", "reactive", "persistence", "student", "oracle")
 DEMAND_INTERVAL_S = 900  # demand charges bill the highest 15-minute mean
 Progress = Callable[[int, int], None]
 

@@ -50,8 +50,9 @@ from gridshift.ess.physics import BatteryPhysics
 from gridshift.forecaster.runtime import Forecaster
 from gridshift.planner.policy import peak_windows, plan_limits, workload_confidence
 from gridshift.planner.units import UnitError, parse_duration, parse_power
-from gridshift.sim.peak import STRATEGIES, Battery, Progress, Result, Setup, Strategy, simulate
+from gridshift.sim.peak import Battery, Progress, Result, Setup, simulate
 from gridshift.sim.site import JobSpec, ServiceSpec, SiteModel, TraceBank, utilisation_profile
+from gridshift.sim.strategies import STRATEGIES, Strategy
 from gridshift.sim.synthetic import SyntheticJobs, generate
 from gridshift.telemetry.traces import TraceError, load_series
 

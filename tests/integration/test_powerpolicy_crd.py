@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 
 from gridshift.api.powerpolicy import PowerPolicySpec
-from gridshift.operator.control import whole_watts
+from gridshift.operator.status import whole_watts
 from tests.conftest import Kube
 from tests.policy_cases import INVALID_SPECS, VALID_SPECS, minimal_spec, policy, sample_policy
 
@@ -117,7 +117,7 @@ def test_status_is_written_through_the_subresource_only(kube: Kube):
         assert "status" not in kube.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
         # ... and validated when written through /status.
         kube.custom.patch_cluster_custom_object_status(
-            GROUP, VERSION, PLURAL, name, {"status": {"phase": "Watching", "observedWatts": 1234.5}}
+            GROUP, VERSION, PLURAL, name, {"status": {"phase": "Watching", "observedWatts": 1234}}
         )
         got = kube.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
         assert got["status"]["phase"] == "Watching"
