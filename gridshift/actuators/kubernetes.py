@@ -2,10 +2,11 @@
 
 Every write records what it changed on the object it changed (``gridshift.io/managed-by``,
 ``gridshift.io/original-replicas``, ``gridshift.io/last-action-at``), so a restarted operator can
-restore it, and every write is idempotent: applying the same action twice leaves the object as
-applying it once. The first write of a policy to an object carries the object's resourceVersion,
-so when two policies race for the same object exactly one wins and the other is told so. In
-dry-run nothing is written.
+restore it; a workload under a HorizontalPodAutoscaler is held down through the HPA's maximum as
+well (``gridshift.actuators.autoscaling``). Every write is idempotent: applying the same action
+twice leaves the object as applying it once. The first write of a policy to an object carries the
+object's resourceVersion, so when two policies race for the same object exactly one wins and the
+other is told so. In dry-run nothing is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
+from gridshift.actuators.autoscaling import Autoscaler, autoscaler_of, cap_patch, release_patch
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.times import rfc3339
@@ -70,6 +72,7 @@ class KubernetesActuator:
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
 
     def apply(self, action: Action, now: float) -> Outcome:
         """Write one action. A conflict (the object changed between our read and our write, e.g. its
@@ -123,6 +126,17 @@ class KubernetesActuator:
         else:
             self.apps.patch_namespaced_stateful_set_scale(name, namespace, body)
 
+    def _autoscaler(self, kind: str, namespace: str, name: str) -> Autoscaler | None:
+        hpas = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+        return autoscaler_of(hpas, kind, name)
+
+    def _patch_autoscaler(self, namespace: str, hpa: Autoscaler, patch: dict | None) -> str:
+        """Apply ``patch`` to ``hpa``; what it changed, for the action's message."""
+        if patch is None:
+            return ""
+        self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(hpa.name, namespace, patch)
+        return f"; HorizontalPodAutoscaler {hpa.name} maxReplicas {hpa.max_replicas} -> {patch['spec']['maxReplicas']}"
+
     # -- scale ------------------------------------------------------------------------------------------------------
 
     def _scale(self, action: Action, kind: str, namespace: str, name: str, now: float) -> Outcome:
@@ -130,6 +144,9 @@ class KubernetesActuator:
         obj = self._read(kind, namespace, name)
         if (why := self._claim(obj.metadata)) is not None:
             return Outcome(action, False, f"{action.target}: {why}")
+        hpa = self._autoscaler(kind, namespace, name)
+        if hpa is not None and (why := managed_elsewhere(hpa.annotations, self.policy)) is not None:
+            return Outcome(action, False, f"{action.target}: its HorizontalPodAutoscaler {hpa.name} is {why}")
         current = obj.spec.replicas if obj.spec.replicas is not None else 1
         notes = obj.metadata.annotations or {}
         if action.verb == "scaleDown":
@@ -140,11 +157,17 @@ class KubernetesActuator:
                 "annotations": {ann.MANAGED_BY: self.policy, ann.ORIGINAL_REPLICAS: original,
                                 ann.LAST_ACTION: rfc3339(now)}}})
             target = min(action.replicas, current)  # a scale-down planned on older data never adds replicas
+            # The HPA's maximum before the replicas: it would otherwise scale the target straight back.
+            held = self._patch_autoscaler(namespace, hpa, cap_patch(hpa, target, self.policy)) if hpa else ""
             self._patch_scale(kind, namespace, name, target)
             return Outcome(action, True, f"scaled {action.target} {current} -> {target} "
-                                         f"(original {original} recorded)")
+                                         f"(original {original} recorded){held}")
         original = int(notes.get(ann.ORIGINAL_REPLICAS, action.replicas))
         target = max(action.replicas, current)  # a restore never takes replicas away
+        # The HPA's maximum first (it would scale the target back down to it), the workload's record last:
+        # a restore cut short leaves the workload recorded, and the next period finishes it.
+        if hpa is not None:
+            self._patch_autoscaler(namespace, hpa, release_patch(hpa, target, target >= original, self.policy))
         self._patch_scale(kind, namespace, name, target)
         if target >= original:
             self._patch(kind, namespace, name, {"metadata": {"annotations": dict.fromkeys(ann.GRIDSHIFT_WRITES)}})

@@ -21,6 +21,7 @@ CHECKPOINT_REQUESTED = "gridshift.io/checkpoint-requested"  # RFC 3339; the hand
 LAST_CHARGE = "gridshift.io/last-charge-at"          # RFC 3339, on an EnergyStorage; the dwell starts here
 LAST_DISCHARGE = "gridshift.io/last-discharge-at"    # RFC 3339, on an EnergyStorage
 MIGRATION = "gridshift.io/migration"                 # JSON on a Job: a move's destination, phase and steps
+ORIGINAL_MAX_REPLICAS = "gridshift.io/original-max-replicas"  # on an HPA: maxReplicas before gridshift lowered it
 
 # Written by the job or its checkpoint sidecar.
 CHECKPOINT_COMPLETED = "gridshift.io/checkpoint-completed"  # any non-empty value: checkpoint is safe
@@ -66,3 +67,4 @@ def checkpoint_bytes(annotations: dict | None) -> float | None:
 
 
 GRIDSHIFT_WRITES = (MANAGED_BY, ORIGINAL_REPLICAS, LAST_ACTION, CHECKPOINT_REQUESTED)
+AUTOSCALER_WRITES = (MANAGED_BY, ORIGINAL_MAX_REPLICAS)  # what gridshift writes on a HorizontalPodAutoscaler

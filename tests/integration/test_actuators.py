@@ -105,6 +105,46 @@ def test_scale_records_the_original_and_restore_releases_it(kube: Kube, namespac
     assert kube.apps.read_namespaced_deployment("chat", namespace).spec.replicas == 4
 
 
+def test_a_scale_down_under_an_hpa_holds_through_the_hpa_controller_and_restores_its_spec(
+        kube: Kube, namespace: str) -> None:
+    """The kube-controller-manager's real HPA controller: once gridshift has shed a Deployment, the
+    HPA keeps it down even when something scales it back up (as the HPA itself would on its metric),
+    and the restore leaves the HPA's spec exactly as it was."""
+    hpas = client.AutoscalingV2Api(kube.api)
+    kube.apps.create_namespaced_deployment(namespace, inference("chat", SITE, 6, 300))
+    hpas.create_namespaced_horizontal_pod_autoscaler(namespace, {
+        "metadata": {"name": "chat"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
+                 "minReplicas": 2, "maxReplicas": 8,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                     "type": "Utilization", "averageUtilization": 80}}}]}})
+    before = hpas.read_namespaced_horizontal_pod_autoscaler("chat", namespace).spec.to_dict()
+    mine = KubernetesActuator(kube.api, "policy-a", dry_run=False)
+    key = f"Deployment/{namespace}/chat"
+    shed = mine.apply(Action("scaleDown", "scaleDown", key, 1200, "test", replicas=2), time.time())
+    assert shed.applied and "HorizontalPodAutoscaler chat maxReplicas 8 -> 2" in shed.message
+    held = hpas.read_namespaced_horizontal_pod_autoscaler("chat", namespace)
+    assert held.spec.max_replicas == 2 and held.metadata.annotations[ann.ORIGINAL_MAX_REPLICAS] == "8"
+
+    # Something scales the Deployment back up during the peak: the HPA controller takes it down again.
+    kube.apps.patch_namespaced_deployment_scale("chat", namespace, {"spec": {"replicas": 6}})
+    eventually(lambda: kube.apps.read_namespaced_deployment("chat", namespace).spec.replicas == 2, 90,
+               what="the HPA controller to hold the Deployment at the lowered maximum")
+
+    theirs = KubernetesActuator(kube.api, "policy-b", dry_run=False)
+    refused = theirs.apply(Action("scaleDown", "scaleUp", key, -1200, "test", replicas=6), time.time())
+    assert not refused.applied and "managed by PowerPolicy policy-a" in refused.message
+
+    assert mine.apply(Action("scaleDown", "scaleUp", key, -600, "test", replicas=4), time.time()).applied
+    assert hpas.read_namespaced_horizontal_pod_autoscaler("chat", namespace).spec.max_replicas == 4
+    assert mine.apply(Action("scaleDown", "scaleUp", key, -600, "test", replicas=6), time.time()).applied
+    after = hpas.read_namespaced_horizontal_pod_autoscaler("chat", namespace)
+    assert after.spec.to_dict() == before, "the HPA's own spec comes back exactly"
+    assert not set(after.metadata.annotations or {}) & set(ann.AUTOSCALER_WRITES)
+    dep = kube.apps.read_namespaced_deployment("chat", namespace)
+    assert dep.spec.replicas == 6 and not set(dep.metadata.annotations or {}) & set(ann.GRIDSHIFT_WRITES)
+
+
 def test_job_handshake_and_battery_setpoint(kube: Kube, namespace: str) -> None:
     kube.batch.create_namespaced_job(namespace, training("train", SITE, 1, 4, 600))
     act = KubernetesActuator(kube.api, "policy-a", dry_run=False)
