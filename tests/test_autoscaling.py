@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from gridshift.actuators.autoscaling import Autoscaler, autoscaler_of, cap_patch, release_patch
+from gridshift.actuators.autoscaling import (
+    Autoscaler,
+    ScaledObject,
+    autoscaler_of,
+    cap_patch,
+    pause_patch,
+    release_patch,
+    scaled_object_of,
+    unpause_patch,
+)
 from gridshift.api import annotations as ann
 
 
@@ -73,3 +82,38 @@ def test_the_hpa_of_a_workload_is_found_by_its_scale_target() -> None:
     found = autoscaler_of(hpas, "Deployment", "web")
     assert found is not None and (found.name, found.min_replicas, found.max_replicas) == ("b", 1, 5)
     assert autoscaler_of(hpas, "Deployment", "chat") is None
+
+
+def _paused(so: ScaledObject, patch: dict | None) -> ScaledObject:
+    if patch is None:
+        return so
+    notes = {**so.annotations, **patch["metadata"]["annotations"]}
+    return ScaledObject(so.name, {k: v for k, v in notes.items() if v is not None}, so.resource_version)
+
+
+def test_a_keda_scaled_object_is_paused_step_by_step_and_given_back_as_it_was() -> None:
+    before = ScaledObject("chat", {"team": "inference"}, "9")
+    down = _paused(before, pause_patch(before, 2, "site"))
+    assert down.annotations[ann.KEDA_PAUSED_REPLICAS] == "2" and down.annotations[ann.ORIGINAL_PAUSE] == ""
+    assert pause_patch(down, 2, "site") is None  # paused there already
+    lower = _paused(down, pause_patch(down, 1, "site"))
+    assert lower.annotations[ann.ORIGINAL_PAUSE] == ""  # the owner had no pause: still recorded as none
+    step = _paused(lower, unpause_patch(lower, 3, restored=False, policy="site"))
+    assert step.annotations[ann.KEDA_PAUSED_REPLICAS] == "3"
+    assert _paused(step, unpause_patch(step, 4, restored=True, policy="site")).annotations == before.annotations
+
+
+def test_an_owners_own_pause_comes_back_after_a_scale_down() -> None:
+    owned = ScaledObject("chat", {ann.KEDA_PAUSED_REPLICAS: "5"})
+    down = _paused(owned, pause_patch(owned, 2, "site"))
+    assert down.annotations[ann.ORIGINAL_PAUSE] == "5"
+    assert _paused(down, unpause_patch(down, 5, restored=True, policy="site")).annotations == owned.annotations
+    assert unpause_patch(owned, 5, restored=True, policy="site") is None  # not this policy's pause
+
+
+def test_the_scaled_object_of_a_workload_defaults_its_target_kind_to_deployment() -> None:
+    objs = [{"metadata": {"name": "a"}, "spec": {"scaleTargetRef": {"name": "web", "kind": "StatefulSet"}}},
+            {"metadata": {"name": "b", "resourceVersion": "3"}, "spec": {"scaleTargetRef": {"name": "web"}}}]
+    found = scaled_object_of(objs, "Deployment", "web")
+    assert found is not None and (found.name, found.resource_version) == ("b", "3")
+    assert scaled_object_of(objs, "StatefulSet", "web") is not None and scaled_object_of(objs, "Job", "x") is None

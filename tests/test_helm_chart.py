@@ -87,6 +87,7 @@ def test_cluster_role_is_least_privilege(helm: Path) -> None:
                    for g, r, v in granted if (g, r) != ("", "events")), "only Events are created; nothing deleted"
     assert ("apps", "deployments/scale", "patch") in granted and ("batch", "jobs", "patch") in granted
     assert ("autoscaling", "horizontalpodautoscalers", "patch") in granted, "an HPA's maximum holds a scale-down"
+    assert ("keda.sh", "scaledobjects", "patch") in granted, "a KEDA target is paused through its ScaledObject"
     assert not any(r == "configmaps" for _, r, _ in granted), "ConfigMaps are read per namespace, not cluster-wide"
     assert not any(r == "jobs/status" for _, r, _ in granted), "migration is opt-in, and so is its permission"
     migrating = next(d for d in render(helm, *URL, "--set", "rbac.migration=true") if d["kind"] == "ClusterRole")

@@ -18,13 +18,23 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from gridshift.actuators.autoscaling import Autoscaler, autoscaler_of, cap_patch, release_patch
+from gridshift.actuators.autoscaling import (
+    Autoscaler,
+    ScaledObject,
+    autoscaler_of,
+    cap_patch,
+    pause_patch,
+    release_patch,
+    scaled_object_of,
+    unpause_patch,
+)
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.times import rfc3339
 from gridshift.planner import Action
 from gridshift.planner.charging import dwell_marks
 
+KEDA_GROUP, KEDA_VERSION = "keda.sh", "v1alpha1"
 _CONFLICT = "changed under us (another policy or writer); will re-plan next period"
 
 # client-go's retry.DefaultBackoff: a write that conflicts is retried after 10 ms, 50 ms, 250 ms and
@@ -130,6 +140,32 @@ class KubernetesActuator:
         hpas = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
         return autoscaler_of(hpas, kind, name)
 
+    def _scaled_object(self, kind: str, namespace: str, name: str) -> ScaledObject | None:
+        try:
+            listed = self.custom.list_namespaced_custom_object(KEDA_GROUP, KEDA_VERSION, namespace, "scaledobjects")
+        except client.ApiException as exc:
+            if exc.status == 404:  # KEDA is not installed
+                return None
+            raise
+        return scaled_object_of(listed.get("items", []), kind, name)
+
+    def _keda(self, action: Action, namespace: str, so: ScaledObject, current: int, original: int) -> Outcome:
+        """A workload KEDA scales: paused at the replicas wanted, never written (KEDA owns its HPA)."""
+        assert action.replicas is not None
+        if action.verb == "scaleDown":
+            target = min(action.replicas, current)
+            patch = pause_patch(so, target, self.policy)
+            did = f"paused its KEDA ScaledObject {so.name} at {target} replicas (KEDA scales it)"
+        else:
+            target = max(action.replicas, current)
+            patch = unpause_patch(so, target, target >= original, self.policy)
+            did = (f"gave its KEDA ScaledObject {so.name} back its own pause or autoscaling" if target >= original
+                   else f"paused its KEDA ScaledObject {so.name} at {target} replicas")
+        if patch is not None:
+            self.custom.patch_namespaced_custom_object(KEDA_GROUP, KEDA_VERSION, namespace, "scaledobjects",
+                                                       so.name, patch)
+        return Outcome(action, True, f"{action.target}: {did}")
+
     def _patch_autoscaler(self, namespace: str, hpa: Autoscaler, patch: dict | None) -> str:
         """Apply ``patch`` to ``hpa``; what it changed, for the action's message."""
         if patch is None:
@@ -144,9 +180,11 @@ class KubernetesActuator:
         obj = self._read(kind, namespace, name)
         if (why := self._claim(obj.metadata)) is not None:
             return Outcome(action, False, f"{action.target}: {why}")
-        hpa = self._autoscaler(kind, namespace, name)
-        if hpa is not None and (why := managed_elsewhere(hpa.annotations, self.policy)) is not None:
-            return Outcome(action, False, f"{action.target}: its HorizontalPodAutoscaler {hpa.name} is {why}")
+        so = self._scaled_object(kind, namespace, name)
+        hpa = self._autoscaler(kind, namespace, name) if so is None else None  # KEDA's HPA is KEDA's
+        for owner, what in ((so, "KEDA ScaledObject"), (hpa, "HorizontalPodAutoscaler")):
+            if owner is not None and (why := managed_elsewhere(owner.annotations, self.policy)) is not None:
+                return Outcome(action, False, f"{action.target}: its {what} {owner.name} is {why}")
         current = obj.spec.replicas if obj.spec.replicas is not None else 1
         notes = obj.metadata.annotations or {}
         if action.verb == "scaleDown":
@@ -156,6 +194,8 @@ class KubernetesActuator:
                 "resourceVersion": obj.metadata.resource_version,
                 "annotations": {ann.MANAGED_BY: self.policy, ann.ORIGINAL_REPLICAS: original,
                                 ann.LAST_ACTION: rfc3339(now)}}})
+            if so is not None:
+                return self._keda(action, namespace, so, current, int(original))
             target = min(action.replicas, current)  # a scale-down planned on older data never adds replicas
             # The HPA's maximum before the replicas: it would otherwise scale the target straight back.
             held = self._patch_autoscaler(namespace, hpa, cap_patch(hpa, target, self.policy)) if hpa else ""
@@ -164,16 +204,24 @@ class KubernetesActuator:
                                          f"(original {original} recorded){held}")
         original = int(notes.get(ann.ORIGINAL_REPLICAS, action.replicas))
         target = max(action.replicas, current)  # a restore never takes replicas away
+        if so is not None:
+            outcome = self._keda(action, namespace, so, current, original)
+            self._release_record(kind, namespace, name, target >= original, now)
+            return outcome
         # The HPA's maximum first (it would scale the target back down to it), the workload's record last:
         # a restore cut short leaves the workload recorded, and the next period finishes it.
         if hpa is not None:
             self._patch_autoscaler(namespace, hpa, release_patch(hpa, target, target >= original, self.policy))
         self._patch_scale(kind, namespace, name, target)
+        self._release_record(kind, namespace, name, target >= original, now)
         if target >= original:
-            self._patch(kind, namespace, name, {"metadata": {"annotations": dict.fromkeys(ann.GRIDSHIFT_WRITES)}})
             return Outcome(action, True, f"restored {action.target} to {target} replicas; released")
-        self._patch(kind, namespace, name, {"metadata": {"annotations": {ann.LAST_ACTION: rfc3339(now)}}})
         return Outcome(action, True, f"scaled {action.target} {current} -> {target} of {original}")
+
+    def _release_record(self, kind: str, namespace: str, name: str, restored: bool, now: float) -> None:
+        """After a restore step: the record removed once the workload is whole, else the step's time."""
+        notes = dict.fromkeys(ann.GRIDSHIFT_WRITES) if restored else {ann.LAST_ACTION: rfc3339(now)}
+        self._patch(kind, namespace, name, {"metadata": {"annotations": notes}})
 
     # -- jobs -------------------------------------------------------------------------------------------------------
 

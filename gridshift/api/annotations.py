@@ -22,6 +22,10 @@ LAST_CHARGE = "gridshift.io/last-charge-at"          # RFC 3339, on an EnergySto
 LAST_DISCHARGE = "gridshift.io/last-discharge-at"    # RFC 3339, on an EnergyStorage
 MIGRATION = "gridshift.io/migration"                 # JSON on a Job: a move's destination, phase and steps
 ORIGINAL_MAX_REPLICAS = "gridshift.io/original-max-replicas"  # on an HPA: maxReplicas before gridshift lowered it
+ORIGINAL_PAUSE = "gridshift.io/original-paused-replicas"  # on a KEDA ScaledObject: its owner's pause ("" none)
+
+# KEDA's, on a ScaledObject: KEDA scales the target to this many replicas and stops autoscaling it.
+KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
 
 # Written by the job or its checkpoint sidecar.
 CHECKPOINT_COMPLETED = "gridshift.io/checkpoint-completed"  # any non-empty value: checkpoint is safe
@@ -68,3 +72,4 @@ def checkpoint_bytes(annotations: dict | None) -> float | None:
 
 GRIDSHIFT_WRITES = (MANAGED_BY, ORIGINAL_REPLICAS, LAST_ACTION, CHECKPOINT_REQUESTED)
 AUTOSCALER_WRITES = (MANAGED_BY, ORIGINAL_MAX_REPLICAS)  # what gridshift writes on a HorizontalPodAutoscaler
+SCALED_OBJECT_WRITES = (MANAGED_BY, ORIGINAL_PAUSE)  # and on a KEDA ScaledObject, beside KEDA's pause

@@ -210,6 +210,24 @@ def _go_install(go: str, pkg: str, name: str, out: Path, log: Callable[[str], No
         shutil.move(str(env_gobin / name), out / name)
 
 
+def module_source(module: str, version: str) -> Path:
+    """Where the Go module cache holds ``module@version``'s files (downloaded through the module proxy
+    once): how the tests get third-party CRDs (KEDA's ScaledObject) that no container registry serves."""
+    go = _require_go()
+    with tempfile.TemporaryDirectory(prefix="gridshift-gomod-") as tmp:
+        env = _go_env()
+        env["GOFLAGS"] = go_flags(os.environ.get("GOFLAGS"), mod=None)
+        proc = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], cwd=tmp, env=env,
+                              capture_output=True, text=True)
+    try:
+        found = json.loads(proc.stdout)
+    except ValueError:
+        found = {}
+    if proc.returncode != 0 or not found.get("Dir"):
+        raise BinaryError(f"go mod download {module}@{version} failed: {found.get('Error') or proc.stderr[-2000:]}")
+    return Path(found["Dir"])
+
+
 def _read_build_info(directory: Path) -> dict[str, float]:
     try:
         return json.loads((directory / BUILD_INFO).read_text())

@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 from kubernetes import client
 
 from gridshift.actuators.kubernetes import KubernetesActuator
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import PowerPolicySpec
+from gridshift.devcluster.binaries import module_source
 from gridshift.devcluster.lab import inference, training
 from gridshift.operator.inventory import InventoryReader
 from gridshift.planner import Action
@@ -143,6 +145,66 @@ def test_a_scale_down_under_an_hpa_holds_through_the_hpa_controller_and_restores
     assert not set(after.metadata.annotations or {}) & set(ann.AUTOSCALER_WRITES)
     dep = kube.apps.read_namespaced_deployment("chat", namespace)
     assert dep.spec.replicas == 6 and not set(dep.metadata.annotations or {}) & set(ann.GRIDSHIFT_WRITES)
+
+
+KEDA_MODULE, KEDA_RELEASE = "github.com/kedacore/keda/v2", "v2.18.0"
+
+
+def _install_keda_scaled_object_crd(kube: Kube) -> None:
+    """KEDA's own ScaledObject CRD, from its Go module (KEDA's operator is not run here: the test checks
+    the object contract KEDA acts on)."""
+    crd = yaml.safe_load((module_source(KEDA_MODULE, KEDA_RELEASE) / "config" / "crd" / "bases"
+                          / "keda.sh_scaledobjects.yaml").read_text())
+    ext = client.ApiextensionsV1Api(kube.api)
+    try:
+        ext.create_custom_resource_definition(crd)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    eventually(lambda: any(c.type == "Established" and c.status == "True" for c in
+                           ext.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []),
+               60, what="the ScaledObject CRD to be established")
+
+
+def test_a_keda_target_is_paused_through_its_scaled_object_and_never_scaled_directly(
+        kube: Kube, namespace: str) -> None:
+    _install_keda_scaled_object_crd(kube)
+    kube.apps.create_namespaced_deployment(namespace, inference("chat", SITE, 4, 300))
+    custom = client.CustomObjectsApi(kube.api)
+    custom.create_namespaced_custom_object("keda.sh", "v1alpha1", namespace, "scaledobjects", {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "chat", "annotations": {"team": "inference"}},
+        "spec": {"scaleTargetRef": {"name": "chat"}, "minReplicaCount": 1, "maxReplicaCount": 8,
+                 "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]}})
+
+    def scaled_object() -> dict:
+        return custom.get_namespaced_custom_object("keda.sh", "v1alpha1", namespace, "scaledobjects", "chat")
+
+    before = scaled_object()["metadata"]["annotations"]
+    mine = KubernetesActuator(kube.api, "policy-a", dry_run=False)
+    key = f"Deployment/{namespace}/chat"
+    shed = mine.apply(Action("scaleDown", "scaleDown", key, 600, "test", replicas=2), time.time())
+    assert shed.applied and "paused its KEDA ScaledObject chat at 2 replicas" in shed.message
+    assert scaled_object()["metadata"]["annotations"][ann.KEDA_PAUSED_REPLICAS] == "2"
+    dep = kube.apps.read_namespaced_deployment("chat", namespace)
+    assert dep.spec.replicas == 4, "KEDA scales its target; gridshift never writes it"
+    assert dep.metadata.annotations[ann.ORIGINAL_REPLICAS] == "4"
+
+    theirs = KubernetesActuator(kube.api, "policy-b", dry_run=False)
+    assert not theirs.apply(Action("scaleDown", "scaleDown", key, 300, "test", replicas=1), time.time()).applied
+
+    assert mine.apply(Action("scaleDown", "scaleUp", key, -600, "test", replicas=4), time.time()).applied
+    assert scaled_object()["metadata"]["annotations"] == before, "KEDA autoscales it again, the owner's notes kept"
+    assert not set(kube.apps.read_namespaced_deployment("chat", namespace).metadata.annotations or {}) \
+        & set(ann.GRIDSHIFT_WRITES)
+
+    # An owner's own pause survives a scale-down and its restore.
+    custom.patch_namespaced_custom_object("keda.sh", "v1alpha1", namespace, "scaledobjects", "chat", {
+        "metadata": {"annotations": {ann.KEDA_PAUSED_REPLICAS: "3"}}})
+    assert mine.apply(Action("scaleDown", "scaleDown", key, 300, "test", replicas=1), time.time()).applied
+    assert scaled_object()["metadata"]["annotations"][ann.KEDA_PAUSED_REPLICAS] == "1"
+    assert mine.apply(Action("scaleDown", "scaleUp", key, -300, "test", replicas=4), time.time()).applied
+    assert scaled_object()["metadata"]["annotations"] == {**before, ann.KEDA_PAUSED_REPLICAS: "3"}
 
 
 def test_job_handshake_and_battery_setpoint(kube: Kube, namespace: str) -> None:
