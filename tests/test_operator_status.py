@@ -82,13 +82,14 @@ REACTIVE = Outlook(load_w=9_812.6, expected_peak_w=9_812.6, forecast_peak_w=None
 
 
 def _facts(view: Outlook = PREDICTIVE, mode: str = "hold", workloads: tuple[Workload, ...] = (),
-           battery: BatteryState | None = None, dry_run: bool = False, skill: Skill | None = None) -> PeriodFacts:
+           battery: BatteryState | None = None, dry_run: bool = False, skill: Skill | None = None,
+           paused: bool = False) -> PeriodFacts:
     spec = SPEC.model_copy(update={"safety": SPEC.safety.model_copy(update={"dry_run": dry_run})})
     shave = Action("scaleDown", "scaleDown", "Deployment/ml/chat", 600.0, "peak", replicas=2)
     return PeriodFacts(policy="site", spec=spec, generation=7, now=T0, force_dry_run=False, nodes=4,
                        workloads=list(workloads), notes=["1 node silent"], battery=battery, view=view,
                        plan=Plan(mode, 11_000.0, 1_000.0, (shave,) if mode == "shave" else ()),  # type: ignore[arg-type]
-                       skill=skill)
+                       skill=skill, paused=paused)
 
 
 def test_the_status_is_a_valid_power_policy_status_with_whole_watts_for_kubectl() -> None:
@@ -143,3 +144,11 @@ def test_the_skill_gate_is_reported_as_below_persistence_once_while_its_ratios_m
     healthy = next(c for c in first.status.conditions if c.type == "ForecastHealthy")
     assert healthy.reason == "BelowPersistence" and len(first.events) == 1
     assert explain(gated(1.27), [], first.reactive_said).events == []
+
+
+def test_a_paused_policy_says_what_it_would_do_and_that_it_changes_nothing() -> None:
+    status = explain(_facts(mode="shave", paused=True), [], None).status
+    acting = next(c for c in status.conditions if c.type == "Acting")
+    assert status.phase == "Paused" and acting.reason == "Paused"
+    assert "would scaleDown Deployment/ml/chat" in acting.message and "gridshift.io/paused" in acting.message
+    PowerPolicyStatus.model_validate(status_fields(status))

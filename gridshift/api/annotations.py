@@ -12,6 +12,7 @@ MIN_REPLICAS = "gridshift.io/min-replicas"           # floor for scale-down; ove
 WATTS_PER_REPLICA = "gridshift.io/watts-per-replica"  # used until pod-level power is measured
 MIGRATABLE = "gridshift.io/migratable"               # label "true" on a Job: it may move to another site
 CHECKPOINT_BYTES = "gridshift.io/checkpoint-bytes"   # on a Job: its checkpoint size; none declared, no move
+PAUSED = "gridshift.io/paused"                       # annotation "true" on a PowerPolicy: change nothing, report
 
 # Written by gridshift on what it changed, so that any operator process can restore it.
 MANAGED_BY = "gridshift.io/managed-by"               # the PowerPolicy that changed the object
@@ -36,6 +37,11 @@ POWER_TRACE_OFFSET = "gridshift.io/power-trace-offset-seconds"  # where in the t
 WATTS_PER_GPU = "gridshift.io/watts-per-gpu"
 
 MIGRATION_IN_FLIGHT = ("Checkpointing", "Suspending", "Resuming")  # phases of a move not yet finished
+
+
+def is_paused(annotations: dict | None) -> bool:
+    """Whether a PowerPolicy carries PAUSED "true" (any case)."""
+    return (annotations or {}).get(PAUSED, "").strip().lower() == "true"
 
 
 def is_protected(labels: dict | None, annotations: dict | None) -> bool:

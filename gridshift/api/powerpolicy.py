@@ -754,8 +754,9 @@ class PowerPolicyStatus(ApiModel):
     """Observed state, written by the operator."""
 
     observed_generation: int | None = Field(default=None, ge=0, description="Last spec generation acted on.")
-    phase: Literal["Pending", "Watching", "Acting", "Restoring", "Degraded"] | None = Field(
-        default=None, description="One-word summary for `kubectl get`."
+    phase: Literal["Pending", "Watching", "Acting", "Restoring", "Paused", "Degraded"] | None = Field(
+        default=None, description="One-word summary for `kubectl get`; Paused while the policy carries the "
+                                  "gridshift.io/paused annotation (it plans and reports, and changes nothing)."
     )
     observed_watts: int | None = Field(
         default=None, description="Latest measured power of the governed nodes, in whole watts."

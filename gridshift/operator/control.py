@@ -17,6 +17,7 @@ import urllib3
 from kubernetes import client
 
 from gridshift.actuators.kubernetes import KubernetesActuator, Outcome
+from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.api.times import parse_rfc3339, rfc3339
 from gridshift.forecaster.adapt import OnlineAdapter
@@ -133,15 +134,17 @@ class PolicyController:
 
     def run_once(self, name: str, spec: PowerPolicySpec, status: dict[str, Any] | None,
                  generation: int | None = None, now: float | None = None,
-                 cluster: ClusterObjects | None = None) -> PeriodResult:
+                 cluster: ClusterObjects | None = None, paused: bool = False) -> PeriodResult:
         """One control period of policy ``name``. ``cluster``: the cluster's objects as the operator's
-        watch caches hold them (None: listed from the API server, each kind once)."""
+        watch caches hold them (None: listed from the API server, each kind once). ``paused`` (the
+        policy's ``gridshift.io/paused``): plan and report, change nothing but the battery's reserve guard."""
         started = time.monotonic()
         now = time.time() if now is None else now
         status = dict(status or {})
         mem = self.memory.setdefault(name, _Memory())
         try:
-            return self._period(name, spec, status, generation, now, mem, cluster or self.inventory.listed())
+            return self._period(name, spec, status, generation, now, mem, cluster or self.inventory.listed(),
+                                paused)
         finally:
             metrics.LOOP_SECONDS.labels(name).observe(time.monotonic() - started)
 
@@ -199,7 +202,7 @@ class PolicyController:
         return [outcome]
 
     def _period(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
-                mem: _Memory, cluster: ClusterObjects) -> PeriodResult:
+                mem: _Memory, cluster: ClusterObjects, paused: bool = False) -> PeriodResult:
         url = spec.telemetry.prometheus_url or self.default_prometheus_url
         if url is None:
             return self._degraded(name, spec, status, generation, now, mem, "NoPrometheus",
@@ -298,11 +301,11 @@ class PolicyController:
         mem.peaks.observe(float(times[-1]), view.load_w, spec.budget.effective_trigger_watts)
         mem.recent_peak_w = charge_ceiling(series.values, step, spec.safety.period_seconds)
 
-        result = self._act(name, spec, status, now, inventory, view, mem, paced)
+        result = self._act(name, spec, status, now, inventory, view, mem, paced, paused)
         result.events[:0] = recovered
-        self._migrate(name, spec, status, now, inventory, reader, mem, result, cluster)
+        self._migrate(name, spec, status, now, inventory, reader, mem, result, cluster, paused)
         self._explain(name, spec, status, generation, now, inventory, view, error, result, mem, paced, skill,
-                      speculation)
+                      speculation, paused)
         return result
 
     def _coverage(self, name: str, spec: PowerPolicySpec, nodes: dict[str, int], query: str,
@@ -347,7 +350,7 @@ class PolicyController:
                             trigger_w=spec.budget.effective_trigger_watts)
 
     def _act(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
-             view: Outlook, mem: _Memory, paced: Pacing | None) -> PeriodResult:
+             view: Outlook, mem: _Memory, paced: Pacing | None, paused: bool = False) -> PeriodResult:
         safety = spec.safety
         limits = plan_limits(spec)
         ladder = tuple(r for r in spec.workloads.ladder if r != "migrate")
@@ -365,7 +368,13 @@ class PolicyController:
         dry = safety.dry_run or self.force_dry_run
         actuator = KubernetesActuator(self.api, name, dry)
         guard = _strand_guard(name, inventory.stranded_battery)
-        actions = decided.actions if guard is None else (guard, *decided.actions)
+        if paused:  # nothing planned is applied; a discharge of ours still stops at the reserve
+            held = reserve_limit(name, inventory.battery, limits, spec.forecast.horizon_seconds, safety.period_seconds)
+            planned: tuple[Action, ...] = (held,) if held is not None and inventory.battery is not None \
+                and inventory.battery.managed_by == name else ()
+        else:
+            planned = decided.actions
+        actions = planned if guard is None else (guard, *planned)
         events: list[Event] = []
         records = [dict(r) for r in status.get("recentActions", [])]
         if mem.first_period:  # a new process: what the last one left half done
@@ -411,9 +420,11 @@ class PolicyController:
             log.warning("intended actions of %s not recorded before applying them: %s", name, exc)
 
     def _migrate(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
-                 reader: PrometheusReader, mem: _Memory, result: PeriodResult, cluster: ClusterObjects) -> None:
-        """Follow renewable surplus (spec.migration): status.sites and status.migrations, Events."""
-        dry = spec.safety.dry_run or self.force_dry_run
+                 reader: PrometheusReader, mem: _Memory, result: PeriodResult, cluster: ClusterObjects,
+                 paused: bool = False) -> None:
+        """Follow renewable surplus (spec.migration): status.sites and status.migrations, Events. Paused,
+        moves are judged and reported as in dry-run, and none starts or advances."""
+        dry = spec.safety.dry_run or self.force_dry_run or paused
         try:
             moved = self.migration.run(name, spec, inventory, reader, now, dry, status.get("migrations") or [],
                                        mem.said, cluster)
@@ -432,7 +443,7 @@ class PolicyController:
     def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
                  inventory: Inventory, view: Outlook, error: float | None, result: PeriodResult,
                  mem: _Memory, paced: Pacing | None = None, skill: Skill | None = None,
-                 speculation: Speculation | None = None) -> None:
+                 speculation: Speculation | None = None, paused: bool = False) -> None:
         decided = result.plan
         assert decided is not None
         coverage = mem.bounds.coverage if mem.bounds is not None else None
@@ -442,8 +453,16 @@ class PolicyController:
             nodes=len(inventory.nodes), workloads=inventory.workloads, notes=inventory.notes,
             battery=inventory.battery, view=view, plan=decided, error=error, coverage=coverage,
             adapted=(adapter.learned, adapter.choice) if adapter is not None and adapter.learned else None,
-            paced=paced, skill=skill, speculation=speculation)
+            paced=paced, skill=skill, speculation=speculation, paused=paused)
         explained = explain(facts, status.get("conditions", []), mem.reasons.get("reactive"))
+        if paused != (mem.reasons.get("paused") is not None):
+            result.events.append(Event("Normal", "Paused", f"{ann.PAUSED} is set: nothing is changed or restored "
+                                       "until it is removed; the battery still stops at its reserve") if paused
+                                 else Event("Normal", "Resumed", f"{ann.PAUSED} removed: acting again"))
+        if paused:
+            mem.reasons["paused"] = "paused"
+        else:
+            mem.reasons.pop("paused", None)
         result.events.extend(explained.events)
         if explained.reactive_said is None:
             mem.reasons.pop("reactive", None)

@@ -45,6 +45,7 @@ from pydantic import ValidationError
 from gridshift.actuators.kubernetes import KubernetesActuator
 from gridshift.actuators.migration import JobMigrator
 from gridshift.api import energystorage as es
+from gridshift.api.annotations import is_paused
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, PLURAL, PowerPolicySpec
 from gridshift.api.times import rfc3339
 from gridshift.operator import metrics
@@ -240,7 +241,8 @@ def _control_period(ctl: PolicyController, cache: WatchCache, periods: PeriodPoo
             try:
                 result = ctl.run_once(name, spec, dict(body.get("status") or {}),
                                       generation=body.get("metadata", {}).get("generation"),
-                                      cluster=cache.snapshot())
+                                      cluster=cache.snapshot(),
+                                      paused=is_paused(body.get("metadata", {}).get("annotations")))
             except Exception as exc:  # one bad period must not stop the policy's control
                 logger.exception("control period failed")
                 metrics.ERRORS.labels(name, "period").inc()

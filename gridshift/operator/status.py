@@ -114,6 +114,7 @@ class PeriodFacts:
     paced: Pacing | None = None
     skill: Skill | None = None
     speculation: Speculation | None = None
+    paused: bool = False  # the policy's gridshift.io/paused: the plan is reported, not applied
 
     @property
     def changed(self) -> list[Workload]:
@@ -164,8 +165,10 @@ def explain(f: PeriodFacts, previous: list[dict[str, Any]], reactive_said: str |
     shaving = [a for a in decided.actions if a.expected_watts > 0]
     dry = spec.safety.dry_run or f.force_dry_run
     acting = bool(changed or battery_on or (dry and shaving))
-    phase: Literal["Watching", "Acting", "Restoring"]
-    if decided.mode == "shave" or (acting and decided.mode == "hold"):
+    phase: Literal["Watching", "Acting", "Restoring", "Paused"]
+    if f.paused:
+        phase = "Paused"
+    elif decided.mode == "shave" or (acting and decided.mode == "hold"):
         phase = "Acting"
     elif decided.mode == "restore" and (changed or battery_on):
         phase = "Restoring"
@@ -178,6 +181,10 @@ def explain(f: PeriodFacts, previous: list[dict[str, Any]], reactive_said: str |
                       if dry else f"holding changes on {what or 'nothing'}")
     else:
         acting_msg = "nothing changed by this policy"
+    if f.paused:
+        planned = ", ".join(f"{a.verb} {a.target}" for a in decided.actions) or "nothing"
+        acting_msg = (f"paused by the gridshift.io/paused annotation: would {planned}; {acting_msg}; nothing is "
+                      "changed or restored until it is removed (the battery still stops at its reserve)")
     forecast_msg, adapted = _forecast_message(f)
     events: list[Event] = []
     below_persistence = f.skill is not None and view.reason == f.skill.reason
@@ -200,8 +207,8 @@ def explain(f: PeriodFacts, previous: list[dict[str, Any]], reactive_said: str |
         condition(previous, "ForecastHealthy", "True" if predictive else "False",
                   "Predictive" if predictive else ("BelowPersistence" if below_persistence else "Reactive"),
                   forecast_msg, now, generation),
-        condition(previous, "Acting", "True" if acting else "False", "Shaving" if acting else "Idle", acting_msg,
-                  now, generation),
+        condition(previous, "Acting", "True" if acting else "False",
+                  "Paused" if f.paused else "Shaving" if acting else "Idle", acting_msg, now, generation),
     ]
     paced = f.paced
     status = PowerPolicyStatus(

@@ -193,6 +193,43 @@ def test_dry_run_reports_and_writes_nothing(lab: Lab, site: Site, namespace: str
         _delete_policy(kube, name)
 
 
+def test_a_paused_policy_reports_its_plan_changes_nothing_and_acts_once_resumed(
+        lab: Lab, site: Site, namespace: str) -> None:
+    kube = lab.kube
+    _setup_site_load(kube, namespace, site)
+    kube.batch.create_namespaced_job(namespace, training("finetune", site.name, 2, 4, 600))
+    name = f"pp-{namespace}"
+    operator = OperatorProcess(kube.kubeconfig, lab.prometheus_url, lab.tmp / f"{name}.log").start()
+    try:
+        body = policy(name, site.name, namespace, lab.prometheus_url, cap=11_000, trigger=10_000, dry_run=False)
+        body["metadata"]["annotations"] = {"gridshift.io/paused": "true"}
+        kube.custom.create_cluster_custom_object(GROUP, VERSION, "powerpolicies", body)
+        eventually(lambda: "would scaleDown" in _condition(_pp(kube, name), "Acting").get("message", "")
+                   or "would checkpoint" in _condition(_pp(kube, name), "Acting").get("message", ""),
+                   60, what=f"the paused policy to report what it would do\n{operator.tail()}")
+        time.sleep(4)  # two more periods over the cap: still nothing written
+        got = _pp(kube, name)
+        assert got["status"]["phase"] == "Paused" and _condition(got, "Acting")["reason"] == "Paused"
+        for n in ("chat", "embed"):
+            dep = kube.apps.read_namespaced_deployment(n, namespace)
+            assert dep.spec.replicas == 4 and not _annotations(dep), f"a paused policy changed {n}"
+        assert not _annotations(kube.batch.read_namespaced_job("finetune", namespace))
+
+        kube.custom.patch_cluster_custom_object(GROUP, VERSION, "powerpolicies", name, {
+            "metadata": {"annotations": {"gridshift.io/paused": None}}})
+
+        def shed() -> bool:
+            touched = [kube.apps.read_namespaced_deployment(n, namespace) for n in ("chat", "embed")]
+            return any(_annotations(o) for o in [*touched, kube.batch.read_namespaced_job("finetune", namespace)])
+        eventually(shed, 60, what=f"the resumed policy to act\n{operator.tail()}")
+        # Kopf posts Events from a background queue: they follow the period that decided them.
+        eventually(lambda: {"Paused", "Resumed"} <= {e.reason for e in kube.core.list_event_for_all_namespaces(
+            field_selector=f"involvedObject.name={name}").items}, 30, what="the Paused and Resumed Events")
+    finally:
+        operator.stop()
+        _delete_policy(kube, name)
+
+
 def test_prometheus_down_holds_and_recovers(lab: Lab, site: Site, namespace: str) -> None:
     kube = lab.kube
     _setup_site_load(kube, namespace, site)
