@@ -64,7 +64,7 @@ class Outcome:
     message: str
 
 
-def managed_elsewhere(annotations: dict | None, policy: str) -> str | None:
+def managed_elsewhere(annotations: dict[str, Any] | None, policy: str) -> str | None:
     """Why ``policy`` may not write an object carrying ``annotations`` (another policy manages it), or None."""
     owner = (annotations or {}).get(ann.MANAGED_BY)
     if owner not in (None, policy):
@@ -121,7 +121,7 @@ class KubernetesActuator:
             return self.apps.read_namespaced_deployment(name, namespace)
         return self.apps.read_namespaced_stateful_set(name, namespace)
 
-    def _patch(self, kind: str, namespace: str, name: str, body: dict) -> None:
+    def _patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         if kind == "Deployment":
             self.apps.patch_namespaced_deployment(name, namespace, body)
         elif kind == "StatefulSet":
@@ -166,7 +166,7 @@ class KubernetesActuator:
                                                        so.name, patch)
         return Outcome(action, True, f"{action.target}: {did}")
 
-    def _patch_autoscaler(self, namespace: str, hpa: Autoscaler, patch: dict | None) -> str:
+    def _patch_autoscaler(self, namespace: str, hpa: Autoscaler, patch: dict[str, Any] | None) -> str:
         """Apply ``patch`` to ``hpa``; what it changed, for the action's message."""
         if patch is None:
             return ""

@@ -39,7 +39,7 @@ class StepOutcome:
     message: str
 
 
-def migration_record(job: Any) -> dict | None:
+def migration_record(job: Any) -> dict[str, Any] | None:
     """The move recorded on ``job`` (a V1Job), or None."""
     return ann.migration_record(job.metadata.annotations)
 
@@ -52,7 +52,8 @@ class JobMigrator:
         self.policy = policy
         self.batch = client.BatchV1Api(api)
 
-    def start(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str) -> StepOutcome:
+    def start(self, namespace: str, name: str, site: str, selector: dict[str, Any], now: float,
+              why: str) -> StepOutcome:
         """Ask the Job to checkpoint for a move to ``site`` (nodes matching ``selector``, a
         LabelSelector as a dict). Refused for a Job that is not migratable, declares no checkpoint
         size, is protected, belongs to another policy or is already moving. The write carries the
@@ -71,7 +72,8 @@ class JobMigrator:
             raise result
         return result
 
-    def _start_once(self, namespace: str, name: str, site: str, selector: dict, now: float, why: str) -> StepOutcome:
+    def _start_once(self, namespace: str, name: str, site: str, selector: dict[str, Any], now: float,
+                    why: str) -> StepOutcome:
         job = self.batch.read_namespaced_job(name, namespace)
         labels, notes = job.metadata.labels or {}, job.metadata.annotations or {}
         record = migration_record(job)
@@ -159,7 +161,7 @@ class JobMigrator:
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
-    def _write(self, job: Any, record: dict, phase: str, now: float, *, spec: dict, message: str,
+    def _write(self, job: Any, record: dict[str, Any], phase: str, now: float, *, spec: dict[str, Any], message: str,
                clear_handshake: bool = False) -> StepOutcome:
         stamp = rfc3339(now)
         record = {**record, "phase": phase, "steps": [*record.get("steps", []), [phase, stamp]]}
@@ -171,7 +173,7 @@ class JobMigrator:
             "spec": spec, "metadata": {"annotations": notes}})
         return StepOutcome(phase, True, message)
 
-    def _retarget(self, job: Any, record: dict, now: float) -> None:
+    def _retarget(self, job: Any, record: dict[str, Any], now: float) -> None:
         """Point the pod template at the destination's nodes, recording what it was, in one write."""
         spec = job.spec.template.spec
         serial = self.api.sanitize_for_serialization
@@ -179,7 +181,7 @@ class JobMigrator:
                     "affinity": serial(spec.affinity) if spec.affinity else None}
         selector = record.get("selector") or {}
         node_selector = {**(original["nodeSelector"] or {}), **(selector.get("matchLabels") or {})}
-        ops: list[dict] = [{"op": "add", "path": "/spec/template/spec/nodeSelector", "value": node_selector}]
+        ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/template/spec/nodeSelector", "value": node_selector}]
         expressions = selector.get("matchExpressions") or []
         if expressions:
             node_affinity = {"requiredDuringSchedulingIgnoredDuringExecution": {
@@ -193,11 +195,11 @@ class JobMigrator:
         self.batch.patch_namespaced_job(job.metadata.name, job.metadata.namespace, ops)
 
 
-def _phase(record: dict | None) -> str:
+def _phase(record: dict[str, Any] | None) -> str:
     return record.get("phase", "") if record else ""
 
 
-def _set_or_remove(path: str, current: Any, value: Any) -> list[dict]:
+def _set_or_remove(path: str, current: Any, value: Any) -> list[dict[str, Any]]:
     if value is not None:
         return [{"op": "add", "path": path, "value": value}]
     return [{"op": "remove", "path": path}] if current else []

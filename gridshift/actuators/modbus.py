@@ -148,7 +148,7 @@ class ModbusBattery:
 
     def connect(self) -> BatteryReading:
         """Connect, discover the models and check the device map; returns the first reading."""
-        if not self.client.connect():
+        if not self.client.connect():  # type: ignore[no-untyped-call]  # pymodbus leaves it untyped
             raise DeviceUnreachable(f"{self.endpoint}: cannot connect")
         try:
             self.models = sunspec.walk(self._read)
@@ -271,4 +271,4 @@ class ModbusBattery:
         self._write(sunspec.STORAGE, "StorCtl_Mod", [0])
 
     def close(self) -> None:
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]

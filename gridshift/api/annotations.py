@@ -4,6 +4,7 @@ checkpoint sidecar) answers the handshake with the third."""
 
 import json
 import math
+from typing import Any
 
 # Set by admins on Deployments, StatefulSets and Jobs.
 PROTECTED = "gridshift.io/protected"                 # label or annotation "true": never touched
@@ -39,17 +40,17 @@ WATTS_PER_GPU = "gridshift.io/watts-per-gpu"
 MIGRATION_IN_FLIGHT = ("Checkpointing", "Suspending", "Resuming")  # phases of a move not yet finished
 
 
-def is_paused(annotations: dict | None) -> bool:
+def is_paused(annotations: dict[str, Any] | None) -> bool:
     """Whether a PowerPolicy carries PAUSED "true" (any case)."""
-    return (annotations or {}).get(PAUSED, "").strip().lower() == "true"
+    return str((annotations or {}).get(PAUSED, "")).strip().lower() == "true"
 
 
-def is_protected(labels: dict | None, annotations: dict | None) -> bool:
+def is_protected(labels: dict[str, Any] | None, annotations: dict[str, Any] | None) -> bool:
     """Whether an object is PROTECTED, by label or annotation; "true" in any case."""
     return any((notes or {}).get(PROTECTED, "").strip().lower() == "true" for notes in (labels, annotations))
 
 
-def migration_record(annotations: dict | None) -> dict | None:
+def migration_record(annotations: dict[str, Any] | None) -> dict[str, Any] | None:
     """The move recorded in MIGRATION, or None (none recorded, or not a JSON object)."""
     text = (annotations or {}).get(MIGRATION)
     if not text:
@@ -61,12 +62,12 @@ def migration_record(annotations: dict | None) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def in_flight(record: dict | None) -> bool:
+def in_flight(record: dict[str, Any] | None) -> bool:
     """Whether a migration record (``migration_record``) is a move not yet finished."""
     return record is not None and record.get("phase") in MIGRATION_IN_FLIGHT
 
 
-def checkpoint_bytes(annotations: dict | None) -> float | None:
+def checkpoint_bytes(annotations: dict[str, Any] | None) -> float | None:
     """The declared CHECKPOINT_BYTES, or None when none is declared (or it is not a positive number)."""
     text = (annotations or {}).get(CHECKPOINT_BYTES)
     try:

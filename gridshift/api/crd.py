@@ -118,7 +118,8 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     """Structural OpenAPI v3 schema of ``model`` (camelCase field names)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     inlined = _inline(raw, raw.get("$defs", {}))
-    return _strip_markers(_structural(inlined))
+    schema: dict[str, Any] = _strip_markers(_structural(inlined))
+    return schema
 
 
 def _crd(*, plural: str, kind: str, short_name: str, columns: list[dict[str, Any]], root: type[BaseModel],

@@ -9,7 +9,7 @@ Modbus TCP (SunSpec models 802 and 124) and writes what it reads back from the d
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -145,6 +145,6 @@ class EnergyStorage(BaseModel):
 
     api_version: Literal["gridshift.io/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["EnergyStorage"]
-    metadata: dict = Field(description="Standard object metadata.")
+    metadata: dict[str, Any] = Field(description="Standard object metadata.")
     spec: EnergyStorageSpec
     status: EnergyStorageStatus | None = None

@@ -11,7 +11,7 @@ proves both accept and reject the same documents.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -824,6 +824,6 @@ class PowerPolicy(BaseModel):
 
     api_version: Literal["gridshift.io/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["PowerPolicy"]
-    metadata: dict = Field(description="Standard object metadata.")
+    metadata: dict[str, Any] = Field(description="Standard object metadata.")
     spec: PowerPolicySpec
     status: PowerPolicyStatus | None = None

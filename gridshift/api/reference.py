@@ -22,7 +22,7 @@ def _type(node: dict[str, Any]) -> str:
         return f"map of {_type(node['additionalProperties'])}"
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
-    return kind
+    return str(kind)
 
 
 def _limits(node: dict[str, Any]) -> str:

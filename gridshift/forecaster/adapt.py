@@ -37,6 +37,7 @@ period issued: ``learn`` takes the newest history and the network, ``adjust`` ad
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -131,14 +132,18 @@ class OnlineAdapter:
         unit = np.maximum(windows.mean(axis=1, keepdims=True), 1.0)
         best = np.argmin(self.errors, axis=0)
         change = self._candidates(self.features(windows, p50, anchor))[:, best, np.arange(len(best))]
-        return np.clip(last + change * unit, windows.min(axis=1, keepdims=True), windows.max(axis=1, keepdims=True))
+        clipped: np.ndarray = np.clip(last + change * unit, windows.min(axis=1, keepdims=True),
+                                      windows.max(axis=1, keepdims=True))
+        return clipped
 
     def adjust(self, history: np.ndarray, p50: np.ndarray) -> np.ndarray:
         """``p50`` (``[K]`` watts, the network's median from the last ``window`` samples of
         ``history``) adapted; the periodic anchor reads up to ``context`` samples of ``history``."""
         h = np.asarray(history, dtype=np.float64)[-self.context:]
         anchor = self.anchors(h, np.array([len(h) - 1]))
-        return self.predict(h[None, -self.window:], np.asarray(p50, dtype=np.float64)[None, :], anchor)[0]
+        medians: np.ndarray = self.predict(h[None, -self.window:], np.asarray(p50, dtype=np.float64)[None, :],
+                                           anchor)[0]
+        return medians
 
     def learn(self, times: np.ndarray, values: np.ndarray, medians: Callable[[np.ndarray], np.ndarray]) -> int:
         """Learn from the measured series (regular ``step_s`` samples) past where the last call
@@ -203,7 +208,7 @@ class OnlineAdapter:
 
 
 def adapted_medians(windows: np.ndarray, p50: np.ndarray, actual: np.ndarray, steps: tuple[int, ...],
-                    step_s: float, anchor: np.ndarray | None = None, **options) -> np.ndarray:
+                    step_s: float, anchor: np.ndarray | None = None, **options: Any) -> np.ndarray:
     """Replay :class:`OnlineAdapter` over consecutive forecast origins (one per step), as the
     operator runs it: ``windows`` ``[N, window]``, ``p50``, ``actual`` and ``anchor`` (the periodic
     naive's forecasts from the same origins, :meth:`OnlineAdapter.anchors` of the whole series)

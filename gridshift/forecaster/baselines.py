@@ -130,7 +130,8 @@ class DLinear(Baseline):
     def predict(self, windows: np.ndarray) -> np.ndarray:
         if self.coef is None:
             return PersistenceBaseline(self.window, self.horizon_steps).predict(windows)
-        return windows[:, -1:] + self._features(windows) @ self.coef
+        predicted: np.ndarray = windows[:, -1:] + self._features(windows) @ self.coef
+        return predicted
 
 
 BASELINES: tuple[type[Baseline], ...] = (PersistenceBaseline, SeasonalNaive, MovingAverage, DLinear)

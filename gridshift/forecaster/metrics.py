@@ -120,7 +120,7 @@ def peak_events(values: np.ndarray, alarm: np.ndarray, cap: float, horizon: int,
             "alarm_samples": int(alarm.sum()), "samples": len(values)}
 
 
-def event_rates(counts: list[dict], step_s: float, lead_s: float) -> dict[str, float | int | None]:
+def event_rates(counts: list[dict[str, Any]], step_s: float, lead_s: float) -> dict[str, float | int | None]:
     """Pooled rates of :func:`peak_events` counts: the share of onsets flagged ``lead_s`` or more
     ahead, the median lead (seconds), false alarms per 10 minutes and the share of time in alarm."""
     n = sum(c["onsets"] for c in counts)

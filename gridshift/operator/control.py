@@ -148,7 +148,7 @@ class PolicyController:
         finally:
             metrics.LOOP_SECONDS.labels(name).observe(time.monotonic() - started)
 
-    def _degraded(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
+    def _degraded(self, name: str, spec: PowerPolicySpec, status: dict[str, Any], generation: int | None, now: float,
                   mem: _Memory, reason: str, message: str) -> PeriodResult:
         """Hold: no new actions, nothing restored, and say why."""
         prev = status.get("conditions", [])
@@ -174,7 +174,7 @@ class PolicyController:
         outcomes = self._guard_reserve(name, spec, now, new_status, events)
         return PeriodResult(new_status, events, outcomes=outcomes)
 
-    def _guard_reserve(self, name: str, spec: PowerPolicySpec, now: float, status: dict,
+    def _guard_reserve(self, name: str, spec: PowerPolicySpec, now: float, status: dict[str, Any],
                        events: list[Event]) -> list[Outcome]:
         """Holding does not mean draining: while blind to power, a battery this policy discharges is
         still brought back within its reserve (its state of charge comes from the EnergyStorage
@@ -201,7 +201,7 @@ class PolicyController:
             status["lastChangeTime"] = rfc3339(now)
         return [outcome]
 
-    def _period(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
+    def _period(self, name: str, spec: PowerPolicySpec, status: dict[str, Any], generation: int | None, now: float,
                 mem: _Memory, cluster: ClusterObjects, paused: bool = False) -> PeriodResult:
         url = spec.telemetry.prometheus_url or self.default_prometheus_url
         if url is None:
@@ -349,7 +349,7 @@ class PolicyController:
                             pace_s=storage.endurance_seconds, cap_w=spec.budget.cap_watts,
                             trigger_w=spec.budget.effective_trigger_watts)
 
-    def _act(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
+    def _act(self, name: str, spec: PowerPolicySpec, status: dict[str, Any], now: float, inventory: Inventory,
              view: Outlook, mem: _Memory, paced: Pacing | None, paused: bool = False) -> PeriodResult:
         safety = spec.safety
         limits = plan_limits(spec)
@@ -419,7 +419,7 @@ class PolicyController:
         except TRANSPORT_ERRORS as exc:
             log.warning("intended actions of %s not recorded before applying them: %s", name, exc)
 
-    def _migrate(self, name: str, spec: PowerPolicySpec, status: dict, now: float, inventory: Inventory,
+    def _migrate(self, name: str, spec: PowerPolicySpec, status: dict[str, Any], now: float, inventory: Inventory,
                  reader: PrometheusReader, mem: _Memory, result: PeriodResult, cluster: ClusterObjects,
                  paused: bool = False) -> None:
         """Follow renewable surplus (spec.migration): status.sites and status.migrations, Events. Paused,
@@ -440,7 +440,7 @@ class PolicyController:
         else:  # turned off: clear what an earlier period reported (null removes a field in a merge patch)
             result.status.update({key: None for key in ("sites", "migrations") if key in result.status})
 
-    def _explain(self, name: str, spec: PowerPolicySpec, status: dict, generation: int | None, now: float,
+    def _explain(self, name: str, spec: PowerPolicySpec, status: dict[str, Any], generation: int | None, now: float,
                  inventory: Inventory, view: Outlook, error: float | None, result: PeriodResult,
                  mem: _Memory, paced: Pacing | None = None, skill: Skill | None = None,
                  speculation: Speculation | None = None, paused: bool = False) -> None:

@@ -53,7 +53,7 @@ class MovableJob:
     power_w: float
     checkpoint_bytes: float | None
     nodes: frozenset[str]             # nodes its running pods are on
-    record: dict | None               # its gridshift.io/migration record
+    record: dict[str, Any] | None               # its gridshift.io/migration record
     managed_by: str | None            # the policy holding it (mid-move, or suspended by the ladder)
     free: bool                        # running, not suspended, not protected, not held by a policy
 

@@ -13,4 +13,5 @@ SOURCE_QUERY = {"dcgm": "gpu_power", "kepler": "node_power", "pdu": "pdu_power"}
 def power_query(spec: PowerPolicySpec, nodes: Iterable[str]) -> str:
     """The policy's power query (``spec.telemetry``: its source's query) over exactly ``nodes``."""
     matcher = node_matcher(spec.telemetry.node_label, sorted(nodes))
-    return getattr(spec.telemetry.queries, SOURCE_QUERY[spec.telemetry.source]).replace("$selector", matcher)
+    template: str = getattr(spec.telemetry.queries, SOURCE_QUERY[spec.telemetry.source])
+    return template.replace("$selector", matcher)

@@ -26,7 +26,7 @@ EVENT_REASONS = {"discharge": "BatteryDischarge", "charge": "BatteryCharge", "id
                  "suspend": "Suspend", "resume": "Resume"}
 
 
-def condition(previous: list[dict], type_: str, status: str, reason: str, message: str, now: float,
+def condition(previous: list[dict[str, Any]], type_: str, status: str, reason: str, message: str, now: float,
                generation: int | None) -> dict[str, Any]:
     """A metav1.Condition whose lastTransitionTime moves only when its status does."""
     prior = next((c for c in previous if c.get("type") == type_), None)

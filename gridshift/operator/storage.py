@@ -28,7 +28,7 @@ class ModbusStorageController:
 
     def __init__(self, api: client.ApiClient):
         self.core = client.CoreV1Api(api)
-        self.devices: dict[str, tuple[tuple, ModbusBattery]] = {}
+        self.devices: dict[str, tuple[tuple[Any, ...], ModbusBattery]] = {}
         self.reasons: dict[str, str] = {}
 
     def _tls(self, spec: EnergyStorageSpec) -> ssl.SSLContext | None:

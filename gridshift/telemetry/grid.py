@@ -25,11 +25,13 @@ class GenerationMix:
     @property
     def variable_renewable(self) -> np.ndarray:
         """Wind plus solar: the part that comes and goes."""
-        return self.by_fuel["WND"] + self.by_fuel["SUN"]
+        renewable: np.ndarray = self.by_fuel["WND"] + self.by_fuel["SUN"]
+        return renewable
 
     @property
     def total(self) -> np.ndarray:
-        return np.sum([self.by_fuel[f] for f in FUELS], axis=0)
+        total: np.ndarray = np.sum([self.by_fuel[f] for f in FUELS], axis=0)
+        return total
 
 
 def load_eia930(path: str | Path) -> GenerationMix:

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from gridshift.telemetry.series import Series, resample
 from gridshift.telemetry.traces import TraceError, parse_prometheus_range

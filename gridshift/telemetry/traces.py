@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class GpuTrace:
 
     @property
     def gpus(self) -> int:
-        return self.per_gpu.shape[1]
+        return int(self.per_gpu.shape[1])
 
     def node(self) -> Samples:
         """Node total: the sum over GPUs of each complete tick."""
@@ -177,7 +178,7 @@ def _load_two_columns(path: str | Path, time_columns: tuple[str, ...], value_col
     return Samples(np.asarray(times), np.asarray(values), path.stem)
 
 
-def parse_prometheus_range(doc: dict, source: str = "query_range") -> list[Samples]:
+def parse_prometheus_range(doc: dict[str, Any], source: str = "query_range") -> list[Samples]:
     """Series of a Prometheus ``/api/v1/query_range`` response (``resultType: matrix``).
 
     Values such as ``"NaN"`` or ``"+Inf"`` become NaN, so resampling treats them as missing.
