@@ -73,7 +73,8 @@ default-model: install-train
 	  --no-teacher --seed 0 --device cpu --teacher-epochs 40 --student-epochs 100 --quantize --prune 0.5
 
 # Regenerates crds/ from the API types and manifests/install.yaml from the chart (tests fail on drift).
-MANIFEST_VALUES := --namespace gridshift-system --set prometheusUrl=http://prometheus-operated.monitoring.svc:9090 \
+MANIFEST_VALUES := --namespace gridshift-system --kube-version 1.33.0 \
+                   --set prometheusUrl=http://prometheus-operated.monitoring.svc:9090 \
                    --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy
 crds: install
 	$(BIN)/gridshift crd --write crds

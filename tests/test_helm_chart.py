@@ -16,6 +16,8 @@ pytestmark = pytest.mark.go
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "gridshift"
 URL = ["--set", "prometheusUrl=http://prometheus:9090"]
+# `helm template` and `helm lint` assume Kubernetes 1.20 unless told: the chart needs 1.28 (kubeVersion).
+KUBE = ["--kube-version", "1.33.0"]
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,8 @@ def helm() -> Path:
 
 
 def run(helm: Path, *args: str) -> subprocess.CompletedProcess:
+    if args and args[0] in ("template", "lint") and "--kube-version" not in args:
+        args = (*args, *KUBE)
     return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=120)
 
 
@@ -108,3 +112,26 @@ def test_manifests_are_the_rendered_chart(helm: Path) -> None:
     listed = yaml.safe_load((ROOT / "crds" / "kustomization.yaml").read_text())["resources"]
     assert sorted(listed) == sorted(p.name for p in (ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
     assert (CHART / "crds").resolve() == (ROOT / "crds").resolve(), "the chart's crds/ must be the repository's"
+
+
+def test_the_chart_renders_as_a_dependency_of_an_umbrella_chart(helm: Path, tmp_path: Path) -> None:
+    """An umbrella chart passes `global` to every subchart: the values schema accepts it, and the
+    chart's kubeVersion holds for the Kubernetes it renders against."""
+    umbrella = tmp_path / "platform"
+    (umbrella / "charts").mkdir(parents=True)
+    (umbrella / "Chart.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v2", "name": "platform", "version": "1.0.0",
+        "dependencies": [{"name": "gridshift", "version": "0.1.0", "repository": f"file://{CHART}"}]}))
+    (umbrella / "values.yaml").write_text(yaml.safe_dump({
+        "global": {"imageRegistry": "registry.example.com"},
+        "gridshift": {"prometheusUrl": "http://prometheus:9090"}}))
+    built = run(helm, "dependency", "build", str(umbrella))
+    assert built.returncode == 0, built.stdout + built.stderr
+    out = run(helm, "template", "platform", str(umbrella), "--namespace", "gridshift-system")
+    assert out.returncode == 0, out.stderr
+    assert any(d and d["kind"] == "Deployment" for d in yaml.safe_load_all(out.stdout))
+
+
+def test_kubernetes_before_1_28_is_refused_by_name(helm: Path) -> None:
+    old = run(helm, "template", "gs", str(CHART), *URL, "--kube-version", "1.27.0")
+    assert old.returncode != 0 and "kubeVersion: >=1.28" in old.stderr, old.stderr
