@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -89,3 +90,16 @@ def eventually(check: Callable[[], object], timeout: float = 60.0, interval: flo
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or check}; last value: {last!r}")
+
+
+def establish_crd(kube: Kube, crd: dict[str, Any]) -> None:
+    """Create a CustomResourceDefinition (already there is fine) and wait until it is established."""
+    ext = client.ApiextensionsV1Api(kube.api)
+    try:
+        ext.create_custom_resource_definition(crd)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    eventually(lambda: any(c.type == "Established" and c.status == "True" for c in
+                           ext.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []),
+               60, what=f"the {crd['metadata']['name']} CRD to be established")

@@ -7,7 +7,8 @@ from typing import Any
 
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import PowerPolicySpec
-from gridshift.operator.inventory import Inventory, battery_of, hpa_floors, owner_key, translate
+from gridshift.operator.inventory import Inventory, battery_of, hpa_floors, translate
+from gridshift.workloads.registry import BY_KIND, owner_key
 
 SPEC = PowerPolicySpec.model_validate({"budget": {"capWatts": 100000}, "workloads": {"wattsPerGpu": 500}})
 NODES = {"gpu-1": 8, "gpu-2": 8}
@@ -29,8 +30,8 @@ def workload(kind: str, name: str, *, gpus: int = 1, replicas: int = 2, ns: str 
         template["priorityClassName"] = priority_class  # type: ignore[assignment]
     body = {"template": {"spec": template}, **spec}
     body["parallelism" if kind == "Job" else "replicas"] = replicas
-    return kind, {"metadata": {"name": name, "namespace": ns, "annotations": notes or {}, "labels": labels or {}},
-                  "spec": body}
+    meta = {"name": name, "namespace": ns, "annotations": notes or {}, "labels": labels or {}}
+    return BY_KIND[kind], {"metadata": meta, "spec": body}
 
 
 def inventory(running: list[dict[str, Any]], objects: list[tuple[Any, dict[str, Any]]], *, name: str = "site",

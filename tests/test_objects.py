@@ -121,7 +121,7 @@ def test_the_caches_keep_only_what_the_inventory_reads() -> None:
     assert chat["spec"] == {"replicas": 4, "template": {"spec": {"priorityClassName": "high", "containers": [
         {"name": "srv", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}}}
     assert set(KINDS) == {"nodes", "namespaces", "running_pods", "priority_classes", "hpas", "deployments",
-                          "statefulsets", "jobs"}
+                          "statefulsets", "jobs", "jobsets", "pytorchjobs", "trainjobs", "rayjobs", "leaderworkersets"}
     assert set(list_calls(client.ApiClient())) == set(KINDS) == set(KEPT), "each kind listed, watched and kept"
 
 
@@ -147,7 +147,7 @@ def test_a_snapshot_names_a_kind_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="pods"):
         Snapshot.of({"pods": []})
     assert Snapshot.of({"nodes": iter([node("n", "a")])}).nodes[0]["metadata"]["name"] == "n"
-    assert Snapshot().jobs == ()
+    assert Snapshot().workloads("jobs") == ()
 
 
 def test_the_inventory_does_not_depend_on_the_order_the_objects_came_in() -> None:

@@ -69,8 +69,8 @@ def test_intended_records_left_by_a_stopped_operator_become_interrupted_with_a_w
 
 def test_shaved_watts_counts_replicas_below_the_original_and_suspended_jobs() -> None:
     scaled = Workload("Deployment", "ml", "chat", 2, 300.0, original_replicas=5)
-    suspended = Workload("Job", "ml", "train", 4, 700.0, suspended=True)
-    running = Workload("Job", "ml", "eval", 2, 700.0)
+    suspended = Workload("Job", "ml", "train", 4, 700.0, suspended=True, suspendable=True)
+    running = Workload("Job", "ml", "eval", 2, 700.0, suspendable=True)
     assert shaved_watts([scaled, suspended, running]) == 3 * 300.0 + 4 * 700.0
 
 

@@ -216,7 +216,7 @@ def _dep(name: str, replicas: int, wpr: float = 1000, **kw) -> Workload:
 
 
 def _job(name: str, replicas: int, wpr: float = 5600, **kw) -> Workload:
-    return Workload("Job", "ns", name, replicas, wpr, **kw)
+    return Workload("Job", "ns", name, replicas, wpr, suspendable=True, **kw)
 
 
 def test_battery_first_then_lowest_priority_inference() -> None:

@@ -33,6 +33,9 @@ from gridshift.api.powerpolicy import API_GROUP, API_VERSION
 from gridshift.api.times import rfc3339
 from gridshift.planner import Action
 from gridshift.planner.charging import dwell_marks
+from gridshift.workloads import kueue
+from gridshift.workloads.kind import WorkloadKind
+from gridshift.workloads.registry import BY_KIND
 
 KEDA_GROUP, KEDA_VERSION = "keda.sh", "v1alpha1"
 _CONFLICT = "changed under us (another policy or writer); will re-plan next period"
@@ -79,8 +82,6 @@ class KubernetesActuator:
         self.api = api
         self.policy = policy
         self.dry_run = dry_run
-        self.apps = client.AppsV1Api(api)
-        self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.autoscaling = client.AutoscalingV2Api(api)
 
@@ -98,10 +99,11 @@ class KubernetesActuator:
             if kind == "EnergyStorage":
                 return self._battery(action, rest, now)
             namespace, _, name = rest.partition("/")
-            if kind in ("Deployment", "StatefulSet"):
-                return self._scale(action, kind, namespace, name, now)
-            if kind == "Job":
-                return self._job(action, namespace, name, now)
+            plugin = BY_KIND.get(kind)
+            if plugin is not None and plugin.shed == "scale":
+                return self._scale(action, plugin, namespace, name, now)
+            if plugin is not None:
+                return self._suspendable(action, plugin, namespace, name, now)
         except client.ApiException as exc:
             if exc.status == 409:
                 return Outcome(action, False, f"{action.target} {_CONFLICT}")
@@ -112,29 +114,22 @@ class KubernetesActuator:
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
-    def _claim(self, meta: Any) -> str | None:
+    def _claim(self, meta: dict[str, Any]) -> str | None:
         """The reason this policy may not write the object, or None."""
-        return managed_elsewhere(meta.annotations, self.policy)
+        return managed_elsewhere(meta.get("annotations"), self.policy)
 
-    def _read(self, kind: str, namespace: str, name: str) -> Any:
-        if kind == "Deployment":
-            return self.apps.read_namespaced_deployment(name, namespace)
-        return self.apps.read_namespaced_stateful_set(name, namespace)
+    # Every kind through one path, /apis/<group>/<version>/namespaces/<ns>/<plural>/<name>, as JSON.
+    def _read(self, kind: WorkloadKind, namespace: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(kind.group, kind.version, namespace,
+                                                                       kind.plural, name)
+        return obj
 
-    def _patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
-        if kind == "Deployment":
-            self.apps.patch_namespaced_deployment(name, namespace, body)
-        elif kind == "StatefulSet":
-            self.apps.patch_namespaced_stateful_set(name, namespace, body)
-        else:
-            self.batch.patch_namespaced_job(name, namespace, body)
+    def _patch(self, kind: WorkloadKind, namespace: str, name: str, body: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name, body)
 
-    def _patch_scale(self, kind: str, namespace: str, name: str, replicas: int) -> None:
-        body = {"spec": {"replicas": replicas}}
-        if kind == "Deployment":
-            self.apps.patch_namespaced_deployment_scale(name, namespace, body)
-        else:
-            self.apps.patch_namespaced_stateful_set_scale(name, namespace, body)
+    def _patch_scale(self, kind: WorkloadKind, namespace: str, name: str, replicas: int) -> None:
+        self.custom.patch_namespaced_custom_object_scale(kind.group, kind.version, namespace, kind.plural, name,
+                                                         {"spec": {"replicas": replicas}})
 
     def _autoscaler(self, kind: str, namespace: str, name: str) -> Autoscaler | None:
         hpas = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
@@ -175,23 +170,24 @@ class KubernetesActuator:
 
     # -- scale ------------------------------------------------------------------------------------------------------
 
-    def _scale(self, action: Action, kind: str, namespace: str, name: str, now: float) -> Outcome:
+    def _scale(self, action: Action, kind: WorkloadKind, namespace: str, name: str, now: float) -> Outcome:
         assert action.replicas is not None
         obj = self._read(kind, namespace, name)
-        if (why := self._claim(obj.metadata)) is not None:
+        meta = obj["metadata"]
+        if (why := self._claim(meta)) is not None:
             return Outcome(action, False, f"{action.target}: {why}")
-        so = self._scaled_object(kind, namespace, name)
-        hpa = self._autoscaler(kind, namespace, name) if so is None else None  # KEDA's HPA is KEDA's
+        so = self._scaled_object(kind.kind, namespace, name)
+        hpa = self._autoscaler(kind.kind, namespace, name) if so is None else None  # KEDA's HPA is KEDA's
         for owner, what in ((so, "KEDA ScaledObject"), (hpa, "HorizontalPodAutoscaler")):
             if owner is not None and (why := managed_elsewhere(owner.annotations, self.policy)) is not None:
                 return Outcome(action, False, f"{action.target}: its {what} {owner.name} is {why}")
-        current = obj.spec.replicas if obj.spec.replicas is not None else 1
-        notes = obj.metadata.annotations or {}
+        current = kind.shape(obj).replicas
+        notes = meta.get("annotations") or {}
         if action.verb == "scaleDown":
             original = notes.get(ann.ORIGINAL_REPLICAS) or str(current)
             # Record first (with the resourceVersion, so a concurrent writer makes this fail), then scale.
             self._patch(kind, namespace, name, {"metadata": {
-                "resourceVersion": obj.metadata.resource_version,
+                "resourceVersion": meta["resourceVersion"],
                 "annotations": {ann.MANAGED_BY: self.policy, ann.ORIGINAL_REPLICAS: original,
                                 ann.LAST_ACTION: rfc3339(now)}}})
             if so is not None:
@@ -218,35 +214,74 @@ class KubernetesActuator:
             return Outcome(action, True, f"restored {action.target} to {target} replicas; released")
         return Outcome(action, True, f"scaled {action.target} {current} -> {target} of {original}")
 
-    def _release_record(self, kind: str, namespace: str, name: str, restored: bool, now: float) -> None:
+    def _release_record(self, kind: WorkloadKind, namespace: str, name: str, restored: bool, now: float) -> None:
         """After a restore step: the record removed once the workload is whole, else the step's time."""
         notes = dict.fromkeys(ann.GRIDSHIFT_WRITES) if restored else {ann.LAST_ACTION: rfc3339(now)}
         self._patch(kind, namespace, name, {"metadata": {"annotations": notes}})
 
-    # -- jobs -------------------------------------------------------------------------------------------------------
+    # -- suspendable kinds ------------------------------------------------------------------------------------------
 
-    def _job(self, action: Action, namespace: str, name: str, now: float) -> Outcome:
-        job = self.batch.read_namespaced_job(name, namespace)
-        if (why := self._claim(job.metadata)) is not None:
+    def _suspendable(self, action: Action, kind: WorkloadKind, namespace: str, name: str, now: float) -> Outcome:
+        """A kind stopped whole (Job, JobSet, PyTorchJob, TrainJob, RayJob): asked to checkpoint, then
+        suspended through its own field, or through its Kueue Workload when Kueue manages it."""
+        obj = self._read(kind, namespace, name)
+        meta = obj["metadata"]
+        if (why := self._claim(meta)) is not None:
             return Outcome(action, False, f"{action.target}: {why}")
         stamp = rfc3339(now)
-        rv = job.metadata.resource_version
+        rv = meta["resourceVersion"]
+        queued = kueue.queued(meta.get("labels"))
         if action.verb == "checkpoint":
-            self._patch("Job", namespace, name, {"metadata": {"resourceVersion": rv, "annotations": {
+            self._patch(kind, namespace, name, {"metadata": {"resourceVersion": rv, "annotations": {
                 ann.MANAGED_BY: self.policy, ann.CHECKPOINT_REQUESTED: stamp, ann.LAST_ACTION: stamp,
                 ann.CHECKPOINT_COMPLETED: None}}})
             return Outcome(action, True, f"asked {action.target} to checkpoint ({ann.CHECKPOINT_REQUESTED})")
         if action.verb == "suspend":
-            self._patch("Job", namespace, name, {"spec": {"suspend": True}, "metadata": {
-                "resourceVersion": rv,
-                "annotations": {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: stamp}}})
-            return Outcome(action, True, f"suspended {action.target}")
+            record = {"metadata": {"resourceVersion": rv,
+                                   "annotations": {ann.MANAGED_BY: self.policy, ann.LAST_ACTION: stamp}}}
+            if not queued:
+                self._patch(kind, namespace, name, {**record, **kind.suspend_patch(True)})
+                return Outcome(action, True, f"suspended {action.target}")
+            self._patch(kind, namespace, name, record)  # the record first: a restart finds what it held
+            return Outcome(action, True, f"{action.target}: {self._kueue(namespace, meta['uid'], True)}")
         if action.verb == "resume":
-            clear = {**dict.fromkeys(ann.GRIDSHIFT_WRITES), ann.CHECKPOINT_COMPLETED: None}
-            self._patch("Job", namespace, name, {"spec": {"suspend": False}, "metadata": {"annotations": clear}})
-            was = "resumed" if job.spec.suspend else "withdrew the checkpoint request of"
-            return Outcome(action, True, f"{was} {action.target}")
-        return Outcome(action, False, f"verb {action.verb} does not apply to Jobs")
+            clear = {"metadata": {"annotations": {**dict.fromkeys(ann.GRIDSHIFT_WRITES),
+                                                  ann.CHECKPOINT_COMPLETED: None}}}
+            was = "resumed" if kind.suspended(obj) else "withdrew the checkpoint request of"
+            if not queued:
+                self._patch(kind, namespace, name, {**clear, **kind.suspend_patch(False)})
+                return Outcome(action, True, f"{was} {action.target}")
+            did = self._kueue(namespace, meta["uid"], False)
+            self._patch(kind, namespace, name, clear)  # the record last: a restore cut short is finished next period
+            return Outcome(action, True, f"{action.target}: {did}")
+        return Outcome(action, False, f"verb {action.verb} does not apply to a {kind.kind}")
+
+    def _kueue(self, namespace: str, owner_uid: str, stop: bool) -> str:
+        """Deactivate (``stop``) or reactivate the Kueue Workload of the object with ``owner_uid``; what
+        was done, for the action's message."""
+        for version in kueue.VERSIONS:
+            try:
+                listed = self.custom.list_namespaced_custom_object(kueue.GROUP, version, namespace, kueue.PLURAL)
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    continue  # this version is not served
+                raise
+            workload = kueue.workload_of(listed.get("items", []), owner_uid)
+            if workload is None:
+                break
+            wname = workload["metadata"]["name"]
+            patch = (kueue.deactivate_patch(workload, self.policy) if stop
+                     else kueue.reactivate_patch(workload, self.policy))
+            if patch is not None:
+                self.custom.patch_namespaced_custom_object(kueue.GROUP, version, namespace, kueue.PLURAL, wname,
+                                                           patch)
+            if stop:
+                return (f"deactivated its Kueue Workload {wname} (Kueue suspends it)" if patch is not None
+                        else f"its Kueue Workload {wname} is already inactive")
+            return (f"reactivated its Kueue Workload {wname}; released" if patch is not None
+                    else f"released (its Kueue Workload {wname} was not deactivated by this policy)")
+        return ("Kueue has not admitted it yet (no Workload): nothing to stop" if stop
+                else "released (no Kueue Workload)")
 
     # -- battery ----------------------------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gridshift.workloads.registry import BY_KIND
+
 
 @dataclass
 class Event:
@@ -21,5 +23,6 @@ def object_ref(target: str) -> dict[str, Any]:
     if kind == "EnergyStorage":
         return {"apiVersion": "gridshift.io/v1alpha1", "kind": kind, "metadata": {"name": rest}}
     namespace, _, name = rest.partition("/")
-    api_version = "batch/v1" if kind == "Job" else "apps/v1"
+    plugin = BY_KIND.get(kind)
+    api_version = plugin.api_version if plugin is not None else "apps/v1"
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}

@@ -297,7 +297,7 @@ def _release(ctl: PolicyController, name: str, spec: kopf.Spec, logger: kopf.Log
     for w in inventory.workloads:
         if w.managed_by != name:
             continue
-        if w.is_job:
+        if w.suspendable:
             action = Action("suspend", "resume", w.key, 0.0, "policy deleted")
         else:
             action = Action("scaleDown", "scaleUp", w.key, 0.0, "policy deleted",

@@ -14,11 +14,13 @@ from kubernetes import client
 
 from gridshift.api import annotations as ann
 from gridshift.api.powerpolicy import API_GROUP, API_VERSION, LabelSelector, PowerPolicySpec
-from gridshift.api.resources import GPU_RESOURCE, gpus_requested
+from gridshift.api.resources import GPU_RESOURCE
 from gridshift.api.times import parse_rfc3339
 from gridshift.operator.objects import ClusterObjects, Listed, labels_of, selected
 from gridshift.planner import BatteryState, Workload
-from gridshift.planner.ladder import Kind
+from gridshift.workloads.kind import WorkloadKind
+from gridshift.workloads.registry import KINDS as WORKLOAD_KINDS
+from gridshift.workloads.registry import owner_key, parents
 
 
 def _int(value: str | None, default: int | None = None) -> int | None:
@@ -26,22 +28,6 @@ def _int(value: str | None, default: int | None = None) -> int | None:
         return int(value) if value is not None else default
     except ValueError:
         return default
-
-
-def owner_key(pod: dict[str, Any]) -> str | None:
-    """The workload a pod (JSON) belongs to, as ``Kind/namespace/name``."""
-    meta = pod["metadata"]
-    ns = meta.get("namespace")
-    for ref in meta.get("ownerReferences") or []:
-        if ref["kind"] == "Job":
-            return f"Job/{ns}/{ref['name']}"
-        if ref["kind"] == "StatefulSet":
-            return f"StatefulSet/{ns}/{ref['name']}"
-        if ref["kind"] == "ReplicaSet":
-            suffix = "-" + (meta.get("labels") or {}).get("pod-template-hash", "")
-            if suffix != "-" and ref["name"].endswith(suffix):
-                return f"Deployment/{ns}/{ref['name'][: -len(suffix)]}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -108,14 +94,9 @@ class InventoryReader:
         namespaces = {n["metadata"]["name"] for n in selected(objects.namespaces, spec.workloads.namespace_selector)}
         priorities = {pc["metadata"]["name"]: pc.get("value", 0) for pc in objects.priority_classes}
         floors = hpa_floors(list(objects.hpas))
-        chosen = spec.workloads.selector
         # In the API server's list order whatever the source (a cache holds them in the order they came).
-        governed: list[tuple[Kind, dict[str, Any]]] = [
-            *(("Deployment", d) for d in _by_name(selected(objects.deployments, chosen))),
-            *(("StatefulSet", d) for d in _by_name(selected(objects.statefulsets, chosen))),
-            *(("Job", d) for d in _by_name(selected(objects.jobs, chosen))),
-        ]
-        inventory = translate(name, spec, nodes, namespaces, objects.running_pods, governed, priorities, floors,
+        listed = [(kind, o) for kind in WORKLOAD_KINDS for o in _by_name(objects.workloads(kind.plural))]
+        inventory = translate(name, spec, nodes, namespaces, objects.running_pods, listed, priorities, floors,
                               pod_watts or {})
         if spec.storage is not None:
             stranded: list[BatteryState] = []
@@ -166,7 +147,7 @@ def _battery_state(ref: str, obj: dict[str, Any], soc: float) -> BatteryState:
                         last_discharge_at=parse_rfc3339(marks.get(ann.LAST_DISCHARGE)))
 
 
-def _by_name(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _by_name(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objects, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
 
 
@@ -177,14 +158,17 @@ def hpa_floors(hpas: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str], namespaces: set[str],
-              running: Sequence[dict[str, Any]], objects: list[tuple[Kind, dict[str, Any]]], priorities: dict[str, int],
-              floors: dict[str, int], pod_watts: dict[tuple[str, str], float]) -> Inventory:
-    """The policy ``name``'s inventory from what the cluster holds (JSON), pure: the workloads among
-    ``objects`` in ``namespaces`` with running pods on ``nodes`` (or held by this policy), each with
-    its replicas, watts per replica (measured pod power, else its annotation, else GPUs x the policy's
-    watts per GPU), priority (annotation, else PriorityClass), floor (annotation, else its HPA's
-    minReplicas), protection and gridshift's records; migratable Jobs also as ``movable``."""
+              running: Sequence[dict[str, Any]], objects: list[tuple[WorkloadKind, dict[str, Any]]],
+              priorities: dict[str, int], floors: dict[str, int], pod_watts: dict[tuple[str, str], float]) -> Inventory:
+    """The policy ``name``'s inventory from what the cluster holds (JSON), pure: the top workloads among
+    ``objects`` (every listed workload of every kind; a JobSet's child Jobs are its, not workloads of
+    their own) that the policy's selector picks, in ``namespaces``, with running pods on ``nodes`` (or
+    held by this policy), each with its replicas, watts per replica (measured pod power, else its
+    annotation, else GPUs x the policy's watts per GPU), priority (annotation, else PriorityClass),
+    floor (annotation, else its HPA's minReplicas), protection, whether Kueue manages it and gridshift's
+    records; migratable Jobs also as ``movable``."""
     node_set = set(nodes)
+    parent = parents(objects)
     pods: dict[str, list[str]] = defaultdict(list)
     placement: dict[str, set[str]] = defaultdict(set)
     measured: dict[str, list[float]] = defaultdict(list)
@@ -192,7 +176,7 @@ def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str
         meta = pod["metadata"]
         if pod["spec"].get("nodeName") not in node_set or meta.get("namespace") not in namespaces:
             continue
-        key = owner_key(pod)
+        key = owner_key(pod, parent)
         if key is None:
             continue
         pods[key].append(meta["name"])
@@ -201,40 +185,33 @@ def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str
             measured[key].append(pod_watts[(meta["namespace"], meta["name"])])
     workloads, movable = [], []
     for kind, obj in objects:
-        meta, body = obj["metadata"], obj["spec"]
-        key = f"{kind}/{meta['namespace']}/{meta['name']}"
+        meta = obj["metadata"]
+        key = kind.key(obj)
         notes = meta.get("annotations") or {}
         labels = meta.get("labels") or {}
         owner = notes.get(ann.MANAGED_BY)
-        if meta["namespace"] not in namespaces or (key not in pods and owner != name):
+        if (key in parent or meta["namespace"] not in namespaces or not spec.workloads.selector.matches(labels)
+                or (key not in pods and owner != name) or kind.finished(obj)):
             continue
-        if kind == "Job" and _job_finished(obj):
-            continue
-        template = body["template"]["spec"]
-        wpr = _watts_per_replica(measured.get(key), notes, gpus_requested(template.get("containers")),
+        shape = kind.shape(obj)
+        wpr = _watts_per_replica(measured.get(key), shape.pods_per_replica, notes, shape.gpus_per_replica,
                                  spec.workloads.watts_per_gpu)
         priority = _int(notes.get(ann.PRIORITY))
         if priority is None:
-            priority = priorities.get(template.get("priorityClassName") or "", 0)
-        if kind == "Job":
-            replicas = body.get("parallelism", 1)
-            floor = 0
-        else:
-            replicas = body.get("replicas", 1)
-            floor = _int(notes.get(ann.MIN_REPLICAS)) or floors.get(key, 0) or 0
+            priority = priorities.get(shape.priority_class, 0)
+        floor = 0 if kind.shed == "suspend" else (_int(notes.get(ann.MIN_REPLICAS)) or floors.get(key, 0) or 0)
         protected = ann.is_protected(labels, notes)
-        if kind == "Job" and labels.get(ann.MIGRATABLE) == "true":
-            job = MovableJob(meta["namespace"], meta["name"], replicas * wpr, ann.checkpoint_bytes(notes),
+        if kind.kind == "Job" and labels.get(ann.MIGRATABLE) == "true":
+            job = MovableJob(meta["namespace"], meta["name"], shape.replicas * wpr, ann.checkpoint_bytes(notes),
                              frozenset(placement.get(key, ())), ann.migration_record(notes), owner,
-                             free=(key in pods and not body.get("suspend") and not protected and owner is None))
+                             free=(key in pods and not kind.suspended(obj) and not protected and owner is None))
             movable.append(job)
             if job.moving:
                 continue  # the migration step owns it until the move is over: the ladder leaves it alone
         workloads.append(Workload(
-            kind=kind, namespace=meta["namespace"], name=meta["name"], replicas=replicas, watts_per_replica=wpr,
-            priority=priority, floor=floor,
-            protected=protected,
-            suspended=bool(kind == "Job" and body.get("suspend")), managed_by=owner,
+            kind=kind.kind, namespace=meta["namespace"], name=meta["name"], replicas=shape.replicas,
+            watts_per_replica=wpr, priority=priority, floor=floor, protected=protected,
+            suspended=kind.suspended(obj), managed_by=owner, suspendable=kind.shed == "suspend",
             original_replicas=_int(notes.get(ann.ORIGINAL_REPLICAS)),
             last_action_at=parse_rfc3339(notes.get(ann.LAST_ACTION)),
             checkpoint_requested_at=parse_rfc3339(notes.get(ann.CHECKPOINT_REQUESTED)),
@@ -243,15 +220,12 @@ def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str
     return Inventory(sorted(node_set), workloads, {k: sorted(v) for k, v in pods.items()}, movable=movable)
 
 
-def _job_finished(job: dict[str, Any]) -> bool:
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
-
-
-def _watts_per_replica(measured: list[float] | None, notes: dict[str, str], gpus: int, watts_per_gpu: float) -> float:
-    """Measured pod power first, then the annotation, then GPUs x the policy's watts per GPU."""
+def _watts_per_replica(measured: list[float] | None, pods_per_replica: int, notes: dict[str, str], gpus: float,
+                       watts_per_gpu: float) -> float:
+    """Measured pod power first (a replica's pods at their mean), then the annotation, then GPUs x the
+    policy's watts per GPU."""
     if measured:
-        return sum(measured) / len(measured)
+        return pods_per_replica * sum(measured) / len(measured)
     if ann.WATTS_PER_REPLICA in notes:
         try:
             return max(0.0, float(notes[ann.WATTS_PER_REPLICA]))

@@ -1,5 +1,5 @@
 """The cluster objects a control period reads, as plain JSON: nodes, namespaces, running pods,
-PriorityClasses, HPAs and the Deployments, StatefulSets and Jobs a policy may govern.
+PriorityClasses, HPAs and the workloads of every kind a policy may govern (``gridshift.workloads``).
 
 Two sources give the same view. In the operator, watch streams keep them in memory
 (``gridshift.operator.watching``) and each period reads a ``Snapshot`` of them: no list call at all,
@@ -8,22 +8,29 @@ and every policy shares the one copy. Elsewhere (a policy's release, a test call
 a period before the caches have listed every kind) ``Listed`` lists each kind from the API server
 on first use within a period. Label selection is local in both (``selected``), as the API server decides it
 (``LabelSelector.matches``). A cache keeps of each object only what the inventory reads (``kept``),
-which keeps the in-memory copy of a large cluster small.
+which keeps the in-memory copy of a large cluster small. A workload kind whose CRD is not installed
+(or that the operator may not list) reads as none.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubernetes import client
 
 from gridshift.api.powerpolicy import LabelSelector
 from gridshift.api.resources import list_items
+from gridshift.workloads.registry import KINDS as WORKLOAD_KINDS
 
 Obj = dict[str, Any]
-KINDS = ("nodes", "namespaces", "running_pods", "priority_classes", "hpas", "deployments", "statefulsets", "jobs")
+BASE_KINDS = ("nodes", "namespaces", "running_pods", "priority_classes", "hpas")
+KINDS = (*BASE_KINDS, *(k.plural for k in WORKLOAD_KINDS))
+# Absent kinds: the API server does not serve the resource (404: its CRD is not installed) or the
+# operator may not list it (403).
+ABSENT = (403, 404)
 
 
 class ClusterObjects(Protocol):
@@ -39,12 +46,8 @@ class ClusterObjects(Protocol):
     def priority_classes(self) -> Sequence[Obj]: ...
     @property
     def hpas(self) -> Sequence[Obj]: ...
-    @property
-    def deployments(self) -> Sequence[Obj]: ...
-    @property
-    def statefulsets(self) -> Sequence[Obj]: ...
-    @property
-    def jobs(self) -> Sequence[Obj]: ...
+    def workloads(self, plural: str) -> Sequence[Obj]:
+        """The objects of one workload kind (by its plural, ``WorkloadKind.plural``)."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,10 @@ class Snapshot:
     running_pods: Sequence[Obj] = ()
     priority_classes: Sequence[Obj] = ()
     hpas: Sequence[Obj] = ()
-    deployments: Sequence[Obj] = ()
-    statefulsets: Sequence[Obj] = ()
-    jobs: Sequence[Obj] = ()
+    workload_objects: Mapping[str, Sequence[Obj]] = field(default_factory=dict)
+
+    def workloads(self, plural: str) -> Sequence[Obj]:
+        return self.workload_objects.get(plural, ())
 
     @classmethod
     def of(cls, stores: Mapping[str, Iterable[Obj]]) -> Snapshot:
@@ -66,22 +70,25 @@ class Snapshot:
         unknown = set(stores) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown kinds {sorted(unknown)}; expected some of {KINDS}")
-        return cls(**{kind: tuple(objects) for kind, objects in stores.items()})
+        return cls(**{kind: tuple(objects) for kind, objects in stores.items() if kind in BASE_KINDS},
+                   workload_objects={kind: tuple(objects) for kind, objects in stores.items()
+                                     if kind not in BASE_KINDS})
 
 
 def list_calls(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any], dict[str, str]]]:
     """How each kind (``KINDS``) is listed, and watched: the client's list method and its selectors."""
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    return {
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    calls: dict[str, tuple[Callable[..., Any], dict[str, str]]] = {
         "nodes": (core.list_node, {}),
         "namespaces": (core.list_namespace, {}),
         "running_pods": (core.list_pod_for_all_namespaces, {"field_selector": "status.phase=Running"}),
         "priority_classes": (client.SchedulingV1Api(api).list_priority_class, {}),
         "hpas": (client.AutoscalingV2Api(api).list_horizontal_pod_autoscaler_for_all_namespaces, {}),
-        "deployments": (apps.list_deployment_for_all_namespaces, {}),
-        "statefulsets": (apps.list_stateful_set_for_all_namespaces, {}),
-        "jobs": (client.BatchV1Api(api).list_job_for_all_namespaces, {}),
     }
+    for kind in WORKLOAD_KINDS:  # every group through the same path: /apis/<group>/<version>/<plural>
+        calls[kind.plural] = (functools.partial(custom.list_cluster_custom_object, kind.group, kind.version,
+                                                kind.plural), {})
+    return calls
 
 
 class Listed:
@@ -94,7 +101,12 @@ class Listed:
     def _list(self, kind: str) -> Sequence[Obj]:
         if kind not in self._listed:
             call, selectors = self._calls[kind]
-            self._listed[kind] = list_items(call, **selectors)
+            try:
+                self._listed[kind] = list_items(call, **selectors)
+            except client.ApiException as exc:
+                if kind in BASE_KINDS or exc.status not in ABSENT:
+                    raise
+                self._listed[kind] = ()
         return self._listed[kind]
 
     @property
@@ -117,17 +129,8 @@ class Listed:
     def hpas(self) -> Sequence[Obj]:
         return self._list("hpas")
 
-    @property
-    def deployments(self) -> Sequence[Obj]:
-        return self._list("deployments")
-
-    @property
-    def statefulsets(self) -> Sequence[Obj]:
-        return self._list("statefulsets")
-
-    @property
-    def jobs(self) -> Sequence[Obj]:
-        return self._list("jobs")
+    def workloads(self, plural: str) -> Sequence[Obj]:
+        return self._list(plural)
 
 
 def labels_of(obj: Obj) -> dict[str, str]:
@@ -143,8 +146,6 @@ def selected(objects: Iterable[Obj], selector: LabelSelector) -> list[Obj]:
 # keeps only these: a node's conditions and images, a pod's status and the rest of its spec, a
 # workload's other annotations (``kubectl.kubernetes.io/last-applied-configuration`` is a copy of the
 # whole object) would otherwise be held for every object of a large cluster.
-_POD_TEMPLATE = ("spec.template.spec.containers[].name", "spec.template.spec.containers[].resources",
-                 "spec.template.spec.priorityClassName")
 KEPT: dict[str, tuple[str, ...]] = {
     "nodes": ("metadata.name", "metadata.labels", "status.capacity"),
     "namespaces": ("metadata.name", "metadata.labels"),
@@ -152,12 +153,7 @@ KEPT: dict[str, tuple[str, ...]] = {
                      "spec.nodeName", "spec.containers[].name", "spec.containers[].resources", "status.phase"),
     "priority_classes": ("metadata.name", "value"),
     "hpas": ("metadata.namespace", "spec.scaleTargetRef", "spec.minReplicas"),
-    "deployments": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations",
-                    "spec.replicas", *_POD_TEMPLATE),
-    "statefulsets": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations",
-                     "spec.replicas", *_POD_TEMPLATE),
-    "jobs": ("metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations",
-             "spec.parallelism", "spec.suspend", "status.conditions", *_POD_TEMPLATE),
+    **{kind.plural: kind.kept for kind in WORKLOAD_KINDS},
 }
 OWN_ANNOTATIONS = "gridshift.io/"
 

@@ -75,7 +75,7 @@ def shaved_watts(changed: list[Workload]) -> float:
     and suspended Jobs."""
     total = 0.0
     for w in changed:
-        if w.is_job:
+        if w.suspendable:
             total += w.replicas * w.watts_per_replica if w.suspended else 0.0
         else:
             total += ((w.original_replicas or w.replicas) - w.replicas) * w.watts_per_replica

@@ -25,13 +25,14 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from gridshift.operator import metrics
-from gridshift.operator.objects import Obj, Snapshot, kept, list_calls
+from gridshift.operator.objects import ABSENT, BASE_KINDS, Obj, Snapshot, kept, list_calls
 
 log = logging.getLogger(__name__)
 
 WATCH_TIMEOUT_S = 300      # the API server ends a watch after this; the reflector resumes from its version
 READ_TIMEOUT_S = 330.0     # a silent connection (no event, no bookmark) is given up after this
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+ABSENT_RETRY_S = 60.0  # a workload kind the API server does not serve is looked for again after this
 
 
 class Reflector:
@@ -58,11 +59,28 @@ class Reflector:
                 version = self._list()
                 failures = 0
                 self._watch(version)
-            except Exception as exc:  # API error, transport error, a malformed line: list again
-                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-                failures += 1
-                log.warning(f"watch of {self.kind} failed ({type(exc).__name__}: {exc}); listing again in {delay} s")
-                self.stopped.wait(delay)
+            except client.ApiException as exc:
+                if self.kind in BASE_KINDS or exc.status not in ABSENT:
+                    failures = self._failed(exc, failures)
+                    continue
+                # A workload kind whose CRD is not installed, or that RBAC does not grant: none of it,
+                # and a look again a while later (installing KubeRay or JobSet needs no restart).
+                self._absent()
+                self.stopped.wait(ABSENT_RETRY_S)
+            except Exception as exc:  # transport error, a malformed line: list again
+                failures = self._failed(exc, failures)
+
+    def _failed(self, exc: Exception, failures: int) -> int:
+        delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+        log.warning(f"watch of {self.kind} failed ({type(exc).__name__}: {exc}); listing again in {delay} s")
+        self.stopped.wait(delay)
+        return failures + 1
+
+    def _absent(self) -> None:
+        with self.lock:
+            self.items = {}
+        self.synced.set()
+        metrics.CACHED_OBJECTS.labels(self.kind).set(0)
 
     def _list(self) -> str:
         response = self.list_call(_preload_content=False, **self.selectors)

@@ -25,7 +25,6 @@ from typing import Literal
 
 from gridshift.planner.charging import ChargeRule, hours_to_charge
 
-Kind = Literal["Deployment", "StatefulSet", "Job"]
 Verb = Literal["discharge", "charge", "idle", "scaleDown", "scaleUp", "checkpoint", "suspend", "resume"]
 Mode = Literal["shave", "hold", "restore"]
 
@@ -35,9 +34,10 @@ MAX_RAMP_ACCRUAL_S = 600.0
 
 @dataclass(frozen=True)
 class Workload:
-    """One Deployment, StatefulSet or Job as the planner sees it."""
+    """One workload as the planner sees it: shed by scaling its replicas, or (``suspendable``: a Job,
+    JobSet, PyTorchJob, TrainJob, RayJob) checkpointed and suspended whole."""
 
-    kind: Kind
+    kind: str
     namespace: str
     name: str
     replicas: int
@@ -51,14 +51,11 @@ class Workload:
     last_action_at: float | None = None
     checkpoint_requested_at: float | None = None
     checkpoint_completed: bool = False
+    suspendable: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
-
-    @property
-    def is_job(self) -> bool:
-        return self.kind == "Job"
 
     @property
     def watts(self) -> float:
@@ -316,7 +313,7 @@ def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workl
                 headroom, max(0.0, inp.battery_credit_w - discharging_now(battery)))
             covered += max(0.0, min(shortfall - covered, credit))
         elif rung == "scaleDown":
-            candidates = [w for w in inp.workloads if not w.is_job and not w.protected and _ours(inp, w.managed_by)
+            candidates = [w for w in inp.workloads if not w.suspendable and not w.protected and _ours(inp, w.managed_by)
                           and w.replicas > w.floor and w.watts_per_replica > 0 and not _cooling(inp, w)]
             for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
                 if workload_shortfall - covered <= 0:
@@ -333,7 +330,7 @@ def _shave(inp: PlanInput, battery: BatteryState | None, shortfall: float, workl
 
 
 def _suspend_rung(inp: PlanInput, shortfall: float, covered: float, budget: _Budget, why: str) -> float:
-    asked = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and not w.suspended
+    asked = [w for w in inp.workloads if w.suspendable and w.managed_by == inp.policy and not w.suspended
              and w.checkpoint_requested_at is not None and not w.protected]
     for job in sorted(asked, key=lambda w: (w.priority, w.key)):
         if shortfall - covered <= 0:
@@ -345,7 +342,7 @@ def _suspend_rung(inp: PlanInput, shortfall: float, covered: float, budget: _Bud
                 f"no checkpoint after {inp.limits.checkpoint_deadline_s:.0f} s; onTimeout=suspend")
             if budget.add(Action("suspend", "suspend", job.key, job.watts, f"{why_now}; suspending")):
                 covered += job.watts
-    candidates = [w for w in inp.workloads if w.is_job and not w.protected and _ours(inp, w.managed_by)
+    candidates = [w for w in inp.workloads if w.suspendable and not w.protected and _ours(inp, w.managed_by)
                   and not w.suspended and w.checkpoint_requested_at is None and w.watts > 0
                   and not _cooling(inp, w)]
     for w in sorted(candidates, key=lambda w: (w.priority, w.key)):
@@ -435,7 +432,7 @@ def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float,
     room = min(allowance, load_headroom)
     # Checkpoints asked for during the peak are no longer needed.
     for w in inp.workloads:
-        if (w.is_job and w.managed_by == inp.policy and not w.suspended and w.checkpoint_requested_at is not None
+        if (w.suspendable and w.managed_by == inp.policy and not w.suspended and w.checkpoint_requested_at is not None
                 and not _cooling(inp, w)):
             budget.add(Action("suspend", "resume", w.key, 0.0, "peak passed before the checkpoint: request withdrawn"))
     blocked = False
@@ -443,7 +440,7 @@ def _restore(inp: PlanInput, battery: BatteryState | None, load_headroom: float,
         if budget.left <= 0:
             break
         if rung == "suspend" and not blocked:
-            jobs = [w for w in inp.workloads if w.is_job and w.managed_by == inp.policy and w.suspended]
+            jobs = [w for w in inp.workloads if w.suspendable and w.managed_by == inp.policy and w.suspended]
             for w in sorted(jobs, key=lambda w: (-w.priority, w.key)):
                 watts = w.replicas * w.watts_per_replica
                 if _cooling(inp, w) or watts > room or not budget.add(
@@ -467,7 +464,7 @@ def _scale_up(inp: PlanInput, room: float, budget: _Budget) -> tuple[bool, float
     """Scale the policy's Deployments back up into ``room``, highest priority first. Returns whether
     one had to stay below its recorded replicas (the restore stops there), and the room left."""
     scaled = [w for w in inp.workloads
-              if not w.is_job and w.managed_by == inp.policy and w.original_replicas is not None]
+              if not w.suspendable and w.managed_by == inp.policy and w.original_replicas is not None]
     for w in sorted(scaled, key=lambda w: (-w.priority, w.key)):
         assert w.original_replicas is not None
         if _cooling(inp, w):

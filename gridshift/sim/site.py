@@ -355,7 +355,8 @@ class Cluster:
             if w is None:
                 j = self.site.jobs[k]
                 w = Workload("Job", JOB_NAMESPACE, j.name, replicas=j.nodes, watts_per_replica=self._wpr[k],
-                             priority=j.priority, protected=j.protected, suspended=bool(self.state[k] == SUSPENDED),
+                             suspendable=True, priority=j.priority, protected=j.protected,
+                             suspended=bool(self.state[k] == SUSPENDED),
                              managed_by=self.policy if self.managed[k] else None,
                              last_action_at=self._epoch(int(self.last_action[k])),
                              checkpoint_requested_at=self._epoch(int(self.ckpt_asked[k])),

@@ -16,7 +16,7 @@ from gridshift.devcluster.binaries import module_source
 from gridshift.devcluster.lab import inference, training
 from gridshift.operator.inventory import InventoryReader
 from gridshift.planner import Action
-from tests.conftest import Kube, eventually
+from tests.conftest import Kube, establish_crd, eventually
 
 pytestmark = pytest.mark.cluster
 SITE = "site-b"
@@ -155,15 +155,7 @@ def _install_keda_scaled_object_crd(kube: Kube) -> None:
     the object contract KEDA acts on)."""
     crd = yaml.safe_load((module_source(KEDA_MODULE, KEDA_RELEASE) / "config" / "crd" / "bases"
                           / "keda.sh_scaledobjects.yaml").read_text())
-    ext = client.ApiextensionsV1Api(kube.api)
-    try:
-        ext.create_custom_resource_definition(crd)
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
-    eventually(lambda: any(c.type == "Established" and c.status == "True" for c in
-                           ext.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []),
-               60, what="the ScaledObject CRD to be established")
+    establish_crd(kube, crd)
 
 
 def test_a_keda_target_is_paused_through_its_scaled_object_and_never_scaled_directly(

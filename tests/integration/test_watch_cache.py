@@ -62,7 +62,7 @@ def test_the_caches_follow_changes_across_expired_watches(kube: Kube, site: Site
     def chat() -> dict | None:
         snap = cache.snapshot()
         assert snap is not None
-        return next((d for d in snap.deployments if _names([d], namespace) == {"chat"}), None)
+        return next((d for d in snap.workloads("deployments") if _names([d], namespace) == {"chat"}), None)
 
     kube.apps.create_namespaced_deployment(namespace, inference("chat", site.name, 2, 300))
     eventually(chat, 10, what="a new Deployment in the cache")
