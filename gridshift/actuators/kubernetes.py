@@ -1,5 +1,9 @@
 """Apply the planner's actions to Kubernetes objects. The only module that writes to workloads.
 
+What a kind is and how it is shed (its ``/scale``, or its suspend field) comes from its plug-in
+(``gridshift.workloads``); every kind is read and written through the same JSON path. A job Kueue
+manages is stopped through its Kueue Workload (``gridshift.workloads.kueue``).
+
 Every write records what it changed on the object it changed (``gridshift.io/managed-by``,
 ``gridshift.io/original-replicas``, ``gridshift.io/last-action-at``), so a restarted operator can
 restore it; a workload under a HorizontalPodAutoscaler is held down through the HPA's maximum as
