@@ -53,10 +53,6 @@ class WorkloadKind:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    @property
-    def builtin(self) -> bool:
-        return self.group in ("", "apps", "batch")
-
     def key(self, obj: Obj) -> str:
         meta = obj["metadata"]
         return f"{self.kind}/{meta.get('namespace')}/{meta['name']}"
