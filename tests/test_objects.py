@@ -12,7 +12,7 @@ from kubernetes import client
 
 from gridshift.api.powerpolicy import LabelSelector, PowerPolicySpec
 from gridshift.operator.inventory import InventoryReader
-from gridshift.operator.objects import KEPT, KINDS, Snapshot, kept, list_calls, projected, selected
+from gridshift.operator.objects import KEPT, KINDS, Snapshot, absent, kept, list_calls, projected, selected
 
 SPEC = PowerPolicySpec.model_validate({
     "budget": {"capWatts": 100000}, "scope": {"nodeSelector": {"matchLabels": {"site": "a"}}},
@@ -165,3 +165,10 @@ def test_the_inventory_does_not_depend_on_the_order_the_objects_came_in() -> Non
         assert reader.read("pp", SPEC, nodes, objects=Snapshot.of(shuffled)) == reference
     assert [w.name for w in reference.workloads] == ["aaa", "chat", "llm"]
     assert reference.pods["Deployment/train/chat"] == ["chat-h1-a", "chat-h1-b"]
+
+
+def test_a_workload_kind_the_cluster_lacks_reads_as_none_but_a_failing_base_kind_is_an_error() -> None:
+    assert absent("rayjobs", client.ApiException(status=404)), "KubeRay's CRD is not installed"
+    assert absent("jobsets", client.ApiException(status=403)), "the operator may not list JobSets"
+    assert not absent("rayjobs", client.ApiException(status=500)), "a server error is retried, not ignored"
+    assert not absent("running_pods", client.ApiException(status=403)), "the base kinds are never optional"

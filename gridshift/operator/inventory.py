@@ -165,8 +165,8 @@ def translate(name: str, spec: PowerPolicySpec, nodes: dict[str, int] | list[str
     their own) that the policy's selector picks, in ``namespaces``, with running pods on ``nodes`` (or
     held by this policy), each with its replicas, watts per replica (measured pod power, else its
     annotation, else GPUs x the policy's watts per GPU), priority (annotation, else PriorityClass),
-    floor (annotation, else its HPA's minReplicas), protection, whether Kueue manages it and gridshift's
-    records; migratable Jobs also as ``movable``."""
+    floor (annotation, else its HPA's minReplicas), protection and gridshift's records; migratable Jobs
+    also as ``movable``."""
     node_set = set(nodes)
     parent = parents(objects)
     pods: dict[str, list[str]] = defaultdict(list)

@@ -28,9 +28,13 @@ from gridshift.workloads.registry import KINDS as WORKLOAD_KINDS
 Obj = dict[str, Any]
 BASE_KINDS = ("nodes", "namespaces", "running_pods", "priority_classes", "hpas")
 KINDS = (*BASE_KINDS, *(k.plural for k in WORKLOAD_KINDS))
-# Absent kinds: the API server does not serve the resource (404: its CRD is not installed) or the
-# operator may not list it (403).
-ABSENT = (403, 404)
+
+
+def absent(kind: str, exc: client.ApiException) -> bool:
+    """Whether a failed list of ``kind`` means a workload kind this cluster does not have for the
+    operator: the API server does not serve it (404: its CRD is not installed) or may not list it (403).
+    The base kinds are never absent."""
+    return kind not in BASE_KINDS and exc.status in (403, 404)
 
 
 class ClusterObjects(Protocol):
@@ -104,7 +108,7 @@ class Listed:
             try:
                 self._listed[kind] = list_items(call, **selectors)
             except client.ApiException as exc:
-                if kind in BASE_KINDS or exc.status not in ABSENT:
+                if not absent(kind, exc):
                     raise
                 self._listed[kind] = ()
         return self._listed[kind]

@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from gridshift.operator import metrics
-from gridshift.operator.objects import ABSENT, BASE_KINDS, Obj, Snapshot, kept, list_calls
+from gridshift.operator.objects import Obj, Snapshot, absent, kept, list_calls
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Reflector:
                 failures = 0
                 self._watch(version)
             except client.ApiException as exc:
-                if self.kind in BASE_KINDS or exc.status not in ABSENT:
+                if not absent(self.kind, exc):
                     failures = self._failed(exc, failures)
                     continue
                 # A workload kind whose CRD is not installed, or that RBAC does not grant: none of it,

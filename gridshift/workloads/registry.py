@@ -17,6 +17,7 @@ from gridshift.workloads.kind import Obj, WorkloadKind
 KINDS: tuple[WorkloadKind, ...] = (deployment.KIND, statefulset.KIND, job.KIND, jobset.KIND, pytorchjob.KIND,
                                    trainjob.KIND, rayjob.KIND, leaderworkerset.KIND)
 BY_KIND: dict[str, WorkloadKind] = {k.kind: k for k in KINDS}
+_LABEL_RULES = tuple(k for k in KINDS if k.pod_owner is not None)  # read for every running pod
 
 
 def kind_of(key: str) -> WorkloadKind | None:
@@ -34,7 +35,7 @@ def _up(meta: Mapping[str, Any], own: str | None = None) -> str | None:
     """The workload key the object with ``meta`` belongs to, one step up (None: it is a top object)."""
     ns = meta.get("namespace")
     labels = meta.get("labels") or {}
-    for kind in KINDS:
+    for kind in _LABEL_RULES:
         name = kind.pod_owner(labels) if kind.pod_owner else None
         if name and f"{kind.kind}/{ns}/{name}" != own:
             return f"{kind.kind}/{ns}/{name}"
